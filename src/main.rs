@@ -1,0 +1,85 @@
+//! The `tinyserve` binary: parse the configuration, bind, run until a signal, exit with the
+//! contract's codes (0 clean shutdown, 2 bad configuration, 1 anything else).
+
+use std::process::ExitCode;
+
+use tinyserve::config::{self, Command, Config};
+
+fn main() -> ExitCode {
+    let command = match config::parse(std::env::args_os().skip(1), |k| std::env::var(k).ok()) {
+        Ok(c) => c,
+        Err(e) => return usage_error(&e),
+    };
+    match command {
+        Command::Help => {
+            print!("{}", config::help());
+            ExitCode::SUCCESS
+        }
+        Command::Version => {
+            println!("{}", config::version());
+            ExitCode::SUCCESS
+        }
+        Command::Healthcheck(listen) => match tinyserve::healthcheck::check(listen) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("healthcheck failed: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Serve(config) => serve(config),
+    }
+}
+
+fn usage_error(e: &config::ConfigError) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(2)
+}
+
+fn serve(config: Config) -> ExitCode {
+    if let Err(e) =
+        tinyserve::logging::init(config.log_format, std::env::var("RUST_LOG").ok().as_deref())
+    {
+        return usage_error(&e);
+    }
+    // As many workers as CPUs this process may use (affinity and cgroup quota count);
+    // on one CPU a single-threaded runtime avoids cross-thread wakeups altogether.
+    let workers = config
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let runtime = if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()
+    };
+    let runtime = match runtime {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(config.listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!(
+                    "error: cannot listen on {} (--listen, TINYSERVE_LISTEN): {e}",
+                    config.listen
+                );
+                return ExitCode::FAILURE;
+            }
+        };
+        match tinyserve::run(listener, config, tinyserve::signal::shutdown()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}

@@ -1,0 +1,180 @@
+//! Prometheus metrics, exposed only on the separate `--metrics-listen` address so the public
+//! port never reveals them.
+
+use std::convert::Infallible;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+
+use crate::body::Body;
+
+const METHODS: [&str; 3] = ["GET", "HEAD", "OTHER"];
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+type Labels = Vec<(&'static str, &'static str)>;
+
+/// The server's metrics and the registry that exposes them.
+pub struct Metrics {
+    registry: Registry,
+    /// Every (method, status class) counter, created up front so that dashboards see zeros
+    /// and a request only bumps an atomic.
+    requests: [[Counter; 5]; 3],
+    /// Response body bytes sent.
+    bytes: Counter<u64, AtomicU64>,
+    /// Requests whose response has not finished.
+    in_flight: Gauge,
+    /// Seconds from request head to the end of the response body.
+    duration: Histogram,
+}
+
+impl Metrics {
+    /// Registers every metric, including `tinyserve_build_info`.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("tinyserve");
+        let requests_family = Family::<Labels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by method and status class",
+            requests_family.clone(),
+        );
+        let requests = METHODS.map(|m| {
+            CLASSES.map(|c| {
+                requests_family
+                    .get_or_create(&vec![("method", m), ("status", c)])
+                    .clone()
+            })
+        });
+        let bytes = Counter::<u64, AtomicU64>::default();
+        registry.register(
+            "http_response_body_bytes",
+            "Response body bytes sent",
+            bytes.clone(),
+        );
+        let in_flight = Gauge::default();
+        registry.register(
+            "http_requests_in_flight",
+            "Requests whose response is not finished",
+            in_flight.clone(),
+        );
+        let duration = Histogram::new([
+            0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+            2.5, 5.0, 10.0,
+        ]);
+        registry.register(
+            "http_request_duration_seconds",
+            "Time from request head to the end of the response",
+            duration.clone(),
+        );
+        let build_info = Family::<Labels, Gauge>::default();
+        build_info
+            .get_or_create(&vec![
+                ("version", env!("CARGO_PKG_VERSION")),
+                ("commit", env!("TINYSERVE_COMMIT")),
+            ])
+            .set(1);
+        registry.register(
+            "build_info",
+            "Version and git commit of the running binary",
+            build_info,
+        );
+        Metrics {
+            registry,
+            requests,
+            bytes,
+            in_flight,
+            duration,
+        }
+    }
+
+    /// A request began.
+    pub fn started(&self) {
+        self.in_flight.inc();
+    }
+
+    /// A request's response ended after `seconds`, having sent `bytes`.
+    pub fn finished(&self, method: &Method, status: StatusCode, bytes: u64, seconds: f64) {
+        let m = match *method {
+            Method::GET => 0,
+            Method::HEAD => 1,
+            _ => 2,
+        };
+        let c = (status.as_u16() / 100).clamp(1, 5) as usize - 1;
+        self.requests[m][c].inc();
+        self.bytes.inc_by(bytes);
+        self.duration.observe(seconds);
+        self.in_flight.dec();
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+/// Serves `GET /metrics` on `listener` until the task is aborted.
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics listener: accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                let metrics = metrics.clone();
+                async move { Ok::<_, Infallible>(answer(&req, &metrics)) }
+            });
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn answer<B>(req: &Request<B>, metrics: &Metrics) -> Response<Body> {
+    let (status, content_type, body) = match (req.method(), req.uri().path()) {
+        (&Method::GET, "/metrics") => (
+            StatusCode::OK,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Bytes::from(metrics.render()),
+        ),
+        (_, "/metrics") => (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain; charset=utf-8",
+            Bytes::from_static(b"method not allowed\n"),
+        ),
+        _ => (
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            Bytes::from_static(b"not found; metrics are at /metrics\n"),
+        ),
+    };
+    let mut r = Response::new(Body::full(body));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}

@@ -1,0 +1,137 @@
+//! A tower layer that records every request: the access log line and the metrics. Both are
+//! written when the response body is dropped, so a long download is logged with its real
+//! duration and the bytes that actually left.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Instant;
+
+use http::{header, Method, Request, Response};
+
+use crate::body::Body;
+use crate::metrics::Metrics;
+
+/// What to record; with neither part on, the layer adds no work per request.
+pub struct Recorder {
+    /// Metrics to update, when a metrics listener is configured.
+    pub metrics: Option<Arc<Metrics>>,
+    /// Whether to write one log line per request.
+    pub access_log: bool,
+}
+
+/// Wraps a service whose responses carry a [`Body`].
+#[derive(Clone)]
+pub struct Observe<S> {
+    inner: S,
+    recorder: Arc<Recorder>,
+}
+
+impl<S> Observe<S> {
+    /// Records what `inner` answers.
+    pub fn new(inner: S, recorder: Arc<Recorder>) -> Observe<S> {
+        Observe { inner, recorder }
+    }
+}
+
+/// What is known of a request before its response exists.
+struct Pending {
+    recorder: Arc<Recorder>,
+    start: Instant,
+    method: Method,
+    /// Path and query, and user agent: copied only when the access log is on.
+    target: String,
+    user_agent: String,
+}
+
+impl<S, B> tower::Service<Request<B>> for Observe<S>
+where
+    S: tower::Service<Request<B>, Response = Response<Body>>,
+    S::Future: Unpin,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = ObserveFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let r = &self.recorder;
+        let pending = (r.access_log || r.metrics.is_some()).then(|| {
+            if let Some(m) = &r.metrics {
+                m.started();
+            }
+            let (target, user_agent) = if r.access_log {
+                let target = req
+                    .uri()
+                    .path_and_query()
+                    .map_or("", |p| p.as_str())
+                    .to_string();
+                let ua = req
+                    .headers()
+                    .get(header::USER_AGENT)
+                    .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                    .unwrap_or_default();
+                (target, ua)
+            } else {
+                (String::new(), String::new())
+            };
+            Pending {
+                recorder: r.clone(),
+                start: Instant::now(),
+                method: req.method().clone(),
+                target,
+                user_agent,
+            }
+        });
+        ObserveFuture {
+            inner: self.inner.call(req),
+            pending,
+        }
+    }
+}
+
+/// The future of [`Observe`]: hooks the record onto the response body.
+pub struct ObserveFuture<F> {
+    inner: F,
+    pending: Option<Pending>,
+}
+
+impl<F, E> Future for ObserveFuture<F>
+where
+    F: Future<Output = Result<Response<Body>, E>> + Unpin,
+{
+    type Output = Result<Response<Body>, E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut response = ready!(Pin::new(&mut self.inner).poll(cx))?;
+        if let Some(p) = self.pending.take() {
+            let status = response.status();
+            response
+                .body_mut()
+                .on_complete(Box::new(move |bytes, complete| {
+                    let elapsed = p.start.elapsed();
+                    if let Some(m) = &p.recorder.metrics {
+                        m.finished(&p.method, status, bytes, elapsed.as_secs_f64());
+                    }
+                    if p.recorder.access_log {
+                        tracing::info!(
+                            target: "access",
+                            method = %p.method,
+                            path = %p.target,
+                            status = status.as_u16(),
+                            bytes,
+                            duration_us = elapsed.as_micros() as u64,
+                            user_agent = %p.user_agent,
+                            complete,
+                            "request"
+                        );
+                    }
+                }));
+        }
+        Poll::Ready(Ok(response))
+    }
+}

@@ -1,0 +1,168 @@
+//! The accept loop and the shutdown sequence.
+//!
+//! Shutdown, once the `shutdown` future completes: readiness fails at once, the listener keeps
+//! accepting for the shutdown delay (load balancers need that long to notice), every response
+//! meanwhile carries `Connection: close`; then the listener closes, idle connections are
+//! closed and in-flight responses get up to the drain timeout to finish.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::header::{self, HeaderMap, HeaderValue};
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::config::Config;
+use crate::idle::IdleTimeout;
+use crate::metrics::{self, Metrics};
+use crate::observe::{Observe, Recorder};
+use crate::service::{Readiness, SiteService};
+use crate::site::Site;
+
+/// Any fatal error after startup checks: printed once by `main`, exit code 1.
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// Serves the configured root on `listener` until `shutdown` completes, then drains.
+///
+/// Builds the site index first, then prints the line `listening on <addr>`.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
+    let started = Instant::now();
+    let common = common_headers(&config);
+    let site = Site::load(&config, &common).map_err(|e| {
+        format!(
+            "cannot index --root {:?}: {e}",
+            config.root.display().to_string()
+        )
+    })?;
+    let stats = site.stats;
+
+    let metrics = match config.metrics_listen {
+        None => None,
+        Some(addr) => {
+            let l = TcpListener::bind(addr).await.map_err(|e| {
+                format!("cannot listen on {addr} (--metrics-listen, TINYSERVE_METRICS_LISTEN): {e}")
+            })?;
+            Some((l, Arc::new(Metrics::new())))
+        }
+    };
+
+    let readiness = Arc::new(Readiness::default());
+    let recorder = Arc::new(Recorder {
+        metrics: metrics.as_ref().map(|(_, m)| m.clone()),
+        access_log: config.access_log,
+    });
+    let service = Observe::new(SiteService::new(site, readiness.clone(), common), recorder);
+
+    let addr = listener.local_addr()?;
+    tracing::info!(
+        root = %config.root.display(),
+        files = stats.files,
+        memory_bytes = stats.memory_bytes,
+        disk_bytes = stats.disk_bytes,
+        skipped = stats.skipped,
+        startup_us = started.elapsed().as_micros() as u64,
+        "listening on {addr}"
+    );
+    let metrics_task = metrics.map(|(l, m)| {
+        tracing::info!(
+            "metrics on http://{}/metrics",
+            l.local_addr().map(|a| a.to_string()).unwrap_or_default()
+        );
+        tokio::spawn(metrics::serve(l, m))
+    });
+
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(config.header_timeout)
+        .max_buf_size(config.max_header_size)
+        .keep_alive(true);
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(config.max_connections));
+    let delay = config.shutdown_delay;
+
+    let mut stop_accepting = pin!(async {
+        shutdown.await;
+        readiness.start_draining();
+        tracing::info!(
+            shutdown_delay_ms = delay.as_millis() as u64,
+            "shutdown: readiness failing, still serving for the shutdown delay"
+        );
+        tokio::time::sleep(delay).await;
+    });
+
+    loop {
+        // Wait for a free slot first: past the cap, clients queue in the kernel's backlog.
+        let permit = tokio::select! {
+            biased;
+            _ = &mut stop_accepting => break,
+            p = slots.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+        };
+        let (stream, peer) = tokio::select! {
+            biased;
+            _ = &mut stop_accepting => break,
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // EMFILE, ECONNABORTED...: log, breathe, keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let io = TokioIo::new(IdleTimeout::new(stream, config.idle_timeout));
+        let conn =
+            graceful.watch(http.serve_connection(io, TowerToHyperService::new(service.clone())));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+
+    drop(listener);
+    let open = config.max_connections - slots.available_permits();
+    tracing::info!(
+        open_connections = open,
+        drain_timeout_ms = config.drain_timeout.as_millis() as u64,
+        "shutdown: listener closed, draining"
+    );
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::info!("shutdown: all connections finished"),
+        _ = tokio::time::sleep(config.drain_timeout) => {
+            let open = config.max_connections - slots.available_permits();
+            tracing::warn!(open_connections = open, "shutdown: drain timeout reached, closing what is left");
+        }
+    }
+    if let Some(task) = metrics_task {
+        task.abort();
+    }
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
+/// Headers on every response: `nosniff` (browsers must not reinterpret a file's type), then
+/// the configured extras, which may override it.
+fn common_headers(config: &Config) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    for (name, value) in &config.headers {
+        h.insert(name.clone(), value.clone());
+    }
+    h
+}
