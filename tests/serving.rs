@@ -1,0 +1,204 @@
+//! Serving files: types, indexes, redirects, methods, errors, fallback, what is never served.
+
+mod common;
+
+use common::*;
+use std::os::unix::fs::symlink;
+
+#[test]
+fn content_types_browsers_require() {
+    let site = demo_site();
+    let s = Server::start(site.path(), &[]);
+    for (path, ty) in [
+        ("/", "text/html; charset=utf-8"),
+        ("/style.css", "text/css; charset=utf-8"),
+        ("/plain.js", "text/javascript; charset=utf-8"),
+        ("/mod.mjs", "text/javascript; charset=utf-8"),
+        ("/m.wasm", "application/wasm"),
+        ("/logo.svg", "image/svg+xml"),
+        ("/site.webmanifest", "application/manifest+json"),
+        ("/font.woff2", "font/woff2"),
+        ("/data.json", "application/json"),
+        ("/notes.txt", "text/plain; charset=utf-8"),
+    ] {
+        let r = s.get(path);
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(r.header("content-type"), Some(ty), "{path}");
+    }
+}
+
+#[test]
+fn directories_serve_index_and_redirect_permanently() {
+    let site = demo_site();
+    let s = Server::start(site.path(), &[]);
+    assert_eq!(s.get("/").text(), "<!doctype html><title>home</title>");
+    assert_eq!(s.get("/docs/").text(), "<title>docs</title>");
+    assert_eq!(s.get("/index.html").text(), "<!doctype html><title>home</title>");
+    let r = s.get("/docs?x=1");
+    assert!(r.status == 301 || r.status == 308, "{}", r.status);
+    assert_eq!(r.header("location"), Some("/docs/?x=1"));
+    // A directory with no index.html is not listed.
+    assert_eq!(s.get("/empty/").status, 404);
+    assert_eq!(s.get("/empty").status, 404);
+    // Percent-encoded names work.
+    assert_eq!(s.get("/caf%C3%A9.html").text(), "<title>cafe</title>");
+}
+
+#[test]
+fn head_has_get_headers_and_no_body() {
+    let site = demo_site();
+    let s = Server::start(site.path(), &[]);
+    let get = s.get("/style.css");
+    let head = request(s.addr, "HEAD", "/style.css", &[]);
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+    for h in ["content-type", "content-length", "etag", "last-modified", "cache-control", "accept-ranges"] {
+        assert_eq!(head.header(h), get.header(h), "{h}");
+    }
+    assert_eq!(get.header("content-length"), Some(get.body.len().to_string().as_str()));
+}
+
+#[test]
+fn other_methods_get_405_with_allow() {
+    let site = demo_site();
+    let s = Server::start(site.path(), &[]);
+    for method in ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "BREW"] {
+        for path in ["/", "/style.css", "/missing", "/healthz"] {
+            let r = request(s.addr, method, path, &[("Content-Length", "0")]);
+            assert_eq!(r.status, 405, "{method} {path}");
+            assert_eq!(r.header("allow"), Some("GET, HEAD"), "{method} {path}");
+            assert!(!r.body.is_empty());
+        }
+    }
+}
+
+#[test]
+fn not_found_uses_404_html_when_present() {
+    let site = demo_site();
+    let s = Server::start(site.path(), &[]);
+    let r = s.get("/nope");
+    assert_eq!(r.status, 404);
+    assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
+    drop(s);
+
+    write(site.path(), "404.html", b"<h1>custom not found</h1>");
+    let s = Server::start(site.path(), &[]);
+    for path in ["/nope", "/docs/nope.html", "/.env"] {
+        let r = s.get(path);
+        assert_eq!(r.status, 404, "{path}");
+        assert_eq!(r.text(), "<h1>custom not found</h1>", "{path}");
+        assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    }
+}
+
+#[test]
+fn spa_fallback_answers_unknown_paths_with_200() {
+    let site = demo_site();
+    let s = Server::start(site.path(), &["--fallback", "index.html"]);
+    let r = s.get("/app/route/42");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "<!doctype html><title>home</title>");
+    assert_eq!(r.header("cache-control"), Some("no-cache"));
+    // Real files still win, and hidden or escaping paths still get 404.
+    assert_eq!(s.get("/style.css").text(), "body { color: black; } /* identity */");
+    assert_eq!(s.get("/.env").status, 404);
+    assert_eq!(s.get("/../etc/passwd").status, 404);
+}
+
+#[test]
+fn nothing_outside_the_root_and_nothing_hidden() {
+    let outside = tempfile::tempdir().unwrap();
+    write(outside.path(), "secret.txt", b"outside secret");
+    let site = demo_site();
+    symlink(outside.path().join("secret.txt"), site.path().join("leak.txt")).unwrap();
+    symlink(outside.path(), site.path().join("leakdir")).unwrap();
+    symlink(site.path().join("notes.txt"), site.path().join("alias.txt")).unwrap();
+    let s = Server::start(site.path(), &[]);
+    for path in [
+        "/leak.txt",
+        "/leakdir/secret.txt",
+        "/../secret.txt",
+        "/%2e%2e/secret.txt",
+        "/%2E%2E/%2E%2E/etc/passwd",
+        "/docs/..%2fstyle.css",
+        "/docs%2fpage.html",
+        "/docs%5cpage.html",
+        "/docs\\page.html",
+        "/notes.txt%00",
+        "/notes.txt%00.html",
+        "/.env",
+        "/.git/config",
+        "/.git/",
+        "/docs/.hidden.html",
+        "/%2eenv",
+        "//etc/passwd",
+        "/docs/./page.html",
+    ] {
+        let r = s.get(path);
+        assert_eq!(r.status, 404, "{path}: {}", r.text());
+        assert!(!r.text().contains("secret"), "{path}");
+    }
+    // A symlink that stays inside the root is fine, and so is RFC 8615's .well-known.
+    assert_eq!(s.get("/alias.txt").text(), "0123456789abcdefghijklmnopqrstuvwxyz");
+    assert_eq!(s.get("/.well-known/security.txt").status, 200);
+    // Malformed percent-encoding is the client's error.
+    assert_eq!(s.get("/bad%zzpath").status, 400);
+}
+
+#[test]
+fn every_response_has_nosniff_and_configured_headers() {
+    let site = demo_site();
+    let s = Server::start_env(
+        site.path(),
+        &["--header", "Content-Security-Policy: default-src 'self'"],
+        &[("TINYSERVE_HEADERS", "X-Ignored: because the flag wins")],
+    );
+    for (method, path) in [("GET", "/"), ("GET", "/style.css"), ("GET", "/nope"), ("POST", "/"), ("GET", "/healthz"), ("GET", "/docs")] {
+        let r = request(s.addr, method, path, &[("Content-Length", "0")]);
+        assert_eq!(r.header("x-content-type-options"), Some("nosniff"), "{method} {path}");
+        assert_eq!(r.header("content-security-policy"), Some("default-src 'self'"), "{method} {path}");
+        assert_eq!(r.header("x-ignored"), None);
+    }
+    drop(s);
+    let s = Server::start_env(
+        site.path(),
+        &[],
+        &[("TINYSERVE_HEADERS", "Strict-Transport-Security: max-age=63072000\nReferrer-Policy: no-referrer")],
+    );
+    let r = s.get("/");
+    assert_eq!(r.header("strict-transport-security"), Some("max-age=63072000"));
+    assert_eq!(r.header("referrer-policy"), Some("no-referrer"));
+}
+
+#[test]
+fn health_and_readiness() {
+    let site = demo_site();
+    let s = Server::start(site.path(), &[]);
+    let r = s.get("/healthz");
+    assert_eq!((r.status, r.text().as_str()), (200, "ok"));
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let r = s.get("/readyz");
+    assert_eq!((r.status, r.text().as_str()), (200, "ready"));
+    let r = request(s.addr, "HEAD", "/readyz", &[]);
+    assert_eq!(r.status, 200);
+    assert!(r.body.is_empty());
+}
+
+#[test]
+fn large_files_stream_from_disk_byte_exact() {
+    let site = demo_site();
+    let big = pattern(3 << 20, 7);
+    write(site.path(), "big.bin", &big);
+    // Default --cache-file-max is 2MiB, so this file is streamed; force a tiny cache too.
+    let s = Server::start(site.path(), &["--cache-max", "1KiB"]);
+    let r = s.get("/big.bin");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), big.len());
+    assert!(r.body == big, "streamed body differs");
+    let r = request(s.addr, "GET", "/big.bin", &[("Range", "bytes=1000000-1000099")]);
+    assert_eq!(r.status, 206);
+    assert_eq!(r.body, big[1_000_000..1_000_100]);
+    // Files over the memory budget still work.
+    let r = s.get("/style.css");
+    assert_eq!(r.text(), "body { color: black; } /* identity */");
+}
