@@ -13,7 +13,7 @@ use http::{HeaderName, HeaderValue};
 #[derive(Debug)]
 pub enum Command {
     /// Serve the site with this configuration.
-    Serve(Config),
+    Serve(Box<Config>),
     /// `tinyserve healthcheck`: probe `/healthz` on this address and exit 0 or 1.
     Healthcheck(SocketAddr),
     /// `--help`: print [`help`] and exit 0.
@@ -310,7 +310,7 @@ where
     let workers =
         source(WORKERS).parse_with(parse_count, "a whole number of threads, at least 1")?;
 
-    Ok(Command::Serve(Config {
+    Ok(Command::Serve(Box::new(Config {
         root,
         listen: source(LISTEN)
             .parse_with(parse_addr, "an address like 0.0.0.0:8080 or [::]:8080")?
@@ -356,7 +356,7 @@ where
             .parse_with(parse_size, "a size like 2MiB")?
             .unwrap_or(0),
         workers,
-    }))
+    })))
 }
 
 const DURATION_HINT: &str = "a duration like 500ms, 5s or 2m";
@@ -501,7 +501,7 @@ mod tests {
         let mut all = vec!["--root", dir];
         all.extend_from_slice(args);
         match parse_args(&all, env).unwrap() {
-            Command::Serve(c) => c,
+            Command::Serve(c) => *c,
             other => panic!("expected serve, got {other:?}"),
         }
     }

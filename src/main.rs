@@ -26,7 +26,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Serve(config) => serve(config),
+        Command::Serve(config) => serve(*config),
     }
 }
 

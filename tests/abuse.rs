@@ -35,13 +35,18 @@ fn slowloris_is_cut_off_after_the_header_timeout() {
     c.set_nodelay(true).unwrap();
     let t = Instant::now();
     let mut closed_after = None;
-    for b in b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".iter().cycle() {
+    for b in
+        b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+            .iter()
+            .cycle()
+    {
         if c.write_all(&[*b]).is_err() {
             closed_after = Some(t.elapsed());
             break;
         }
         // One byte per 100 ms; after the server closes, a write fails (EPIPE/ECONNRESET).
-        c.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        c.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
         let mut buf = [0u8; 512];
         match c.read(&mut buf) {
             Ok(_) => {
@@ -54,28 +59,48 @@ fn slowloris_is_cut_off_after_the_header_timeout() {
                 break;
             }
         }
-        assert!(t.elapsed() < Duration::from_secs(5), "slow client still connected after 5s");
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "slow client still connected after 5s"
+        );
     }
     let after = closed_after.unwrap();
-    assert!(after >= Duration::from_millis(900) && after < Duration::from_secs(3), "closed after {after:?}");
+    assert!(
+        after >= Duration::from_millis(900) && after < Duration::from_secs(3),
+        "closed after {after:?}"
+    );
     assert_eq!(s.get("/healthz").status, 200);
 }
 
 #[test]
 fn silent_and_idle_connections_are_closed() {
     let site = demo_site();
-    let s = Server::start(site.path(), &["--header-timeout", "1s", "--idle-timeout", "1500ms"]);
+    let s = Server::start(
+        site.path(),
+        &["--header-timeout", "1s", "--idle-timeout", "1500ms"],
+    );
     // Connects and never says anything.
     let mut silent = TcpStream::connect(s.addr).unwrap();
     let (_, after) = read_until_closed(&mut silent, Duration::from_secs(5));
-    assert!(after >= Duration::from_millis(900), "closed too early: {after:?}");
+    assert!(
+        after >= Duration::from_millis(900),
+        "closed too early: {after:?}"
+    );
 
     // One request, then idle on keep-alive.
     let mut idle = TcpStream::connect(s.addr).unwrap();
-    idle.write_all(b"GET /notes.txt HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    idle.write_all(b"GET /notes.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
     let (got, after) = read_until_closed(&mut idle, Duration::from_secs(6));
-    assert!(got.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&got));
-    assert!(after >= Duration::from_millis(900), "closed too early: {after:?}");
+    assert!(
+        got.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    assert!(
+        after >= Duration::from_millis(900),
+        "closed too early: {after:?}"
+    );
 }
 
 #[test]
@@ -83,14 +108,26 @@ fn oversized_request_heads_get_431() {
     let site = demo_site();
     let s = Server::start(site.path(), &[]);
     for size in [20_000usize, 200_000, 2_000_000] {
-        let raw = format!("GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n", "a".repeat(size));
+        let raw = format!(
+            "GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
+            "a".repeat(size)
+        );
         let got = send_raw(s.addr, raw.as_bytes());
-        let r = parse_response(&got).unwrap_or_else(|| panic!("no response for a {size}-byte header"));
+        let r =
+            parse_response(&got).unwrap_or_else(|| panic!("no response for a {size}-byte header"));
         assert_eq!(r.status, 431, "{size}-byte header");
     }
     // Under the default 16KiB limit is fine.
-    let raw = format!("GET /notes.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\nX-Ok: {}\r\n\r\n", "a".repeat(8_000));
-    assert_eq!(parse_response(&send_raw(s.addr, raw.as_bytes())).unwrap().status, 200);
+    let raw = format!(
+        "GET /notes.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\nX-Ok: {}\r\n\r\n",
+        "a".repeat(8_000)
+    );
+    assert_eq!(
+        parse_response(&send_raw(s.addr, raw.as_bytes()))
+            .unwrap()
+            .status,
+        200
+    );
     assert_eq!(s.get("/healthz").status, 200);
 }
 
@@ -99,8 +136,10 @@ fn connection_cap_queues_the_excess() {
     let site = demo_site();
     let s = Server::start(site.path(), &["--max-connections", "2"]);
     let keepalive = |c: &mut TcpStream| {
-        c.write_all(b"GET /notes.txt HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
-        c.set_read_timeout(Some(Duration::from_millis(700))).unwrap();
+        c.write_all(b"GET /notes.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        c.set_read_timeout(Some(Duration::from_millis(700)))
+            .unwrap();
         let mut buf = [0u8; 1024];
         c.read(&mut buf).map(|n| n > 0)
     };
@@ -110,18 +149,27 @@ fn connection_cap_queues_the_excess() {
     assert!(keepalive(&mut b).unwrap());
     let mut c = TcpStream::connect(s.addr).unwrap(); // Completes in the kernel backlog.
     let third = keepalive(&mut c);
-    assert!(third.is_err(), "a third connection was served past the cap of 2");
+    assert!(
+        third.is_err(),
+        "a third connection was served past the cap of 2"
+    );
     drop(a);
     c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut buf = [0u8; 64];
     let n = c.read(&mut buf).unwrap();
-    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "queued connection not served once a slot freed");
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "queued connection not served once a slot freed"
+    );
 }
 
 #[test]
 fn ten_thousand_malformed_requests_leave_the_server_healthy() {
     let site = demo_site();
-    let mut s = Server::start(site.path(), &["--access-log", "off", "--header-timeout", "2s"]);
+    let mut s = Server::start(
+        site.path(),
+        &["--access-log", "off", "--header-timeout", "2s"],
+    );
     let addr = s.addr;
     let threads: Vec<_> = (0..4u64)
         .map(|t| {
@@ -163,18 +211,44 @@ fn malformed(seed: u64) -> Vec<u8> {
     let noise = pattern(1 + (seed % 700) as usize, seed);
     match seed % 10 {
         0 => noise,
-        1 => format!("GET / HTTP/1.1\r\nHost: t\r\nX-Huge: {}\r\n\r\n", "h".repeat(20_000 + (seed % 5000) as usize)).into_bytes(),
+        1 => format!(
+            "GET / HTTP/1.1\r\nHost: t\r\nX-Huge: {}\r\n\r\n",
+            "h".repeat(20_000 + (seed % 5000) as usize)
+        )
+        .into_bytes(),
         2 => {
-            let methods = ["G\0ET", "GE T", "😀", "get", "CONNECT", "\x7f\x7f", "GET\tGET"];
-            format!("{} / HTTP/1.1\r\nHost: t\r\n\r\n", methods[(seed / 10 % 7) as usize]).into_bytes()
+            let methods = [
+                "G\0ET", "GE T", "😀", "get", "CONNECT", "\x7f\x7f", "GET\tGET",
+            ];
+            format!(
+                "{} / HTTP/1.1\r\nHost: t\r\n\r\n",
+                methods[(seed / 10 % 7) as usize]
+            )
+            .into_bytes()
         }
         3 => {
-            let uris = ["/%", "/%zz", "/%e0%80", "/a b", "http://[::1", "*", "/\u{7f}", "//..//..", "/%c0%ae%c0%ae/etc/passwd", "/%ff%fe"];
-            format!("GET {} HTTP/1.1\r\nHost: t\r\n\r\n", uris[(seed / 10 % 10) as usize]).into_bytes()
+            let uris = [
+                "/%",
+                "/%zz",
+                "/%e0%80",
+                "/a b",
+                "http://[::1",
+                "*",
+                "/\u{7f}",
+                "//..//..",
+                "/%c0%ae%c0%ae/etc/passwd",
+                "/%ff%fe",
+            ];
+            format!(
+                "GET {} HTTP/1.1\r\nHost: t\r\n\r\n",
+                uris[(seed / 10 % 10) as usize]
+            )
+            .into_bytes()
         }
         4 => b"GET / HTTP/9.9\r\n\r\n".to_vec(),
         5 => b"GET / HTTP/1.1\r\nContent-Length: -1\r\nHost: t\r\n\r\n".to_vec(),
-        6 => b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\nzz\r\n".to_vec(),
+        6 => b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\nzz\r\n"
+            .to_vec(),
         7 => {
             let mut v = b"GET / HTTP/1.1\r\n".to_vec();
             v.extend_from_slice(&noise);

@@ -7,7 +7,12 @@ use common::*;
 use std::time::{Duration, SystemTime};
 
 fn set_mtime(path: &std::path::Path, t: SystemTime) {
-    std::fs::File::options().write(true).open(path).unwrap().set_modified(t).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
 }
 
 #[test]
@@ -15,14 +20,20 @@ fn etag_comes_from_content_not_mtime() {
     let a = demo_site();
     let b = demo_site();
     // Same bytes, different modification times: as two replicas built from two checkouts.
-    set_mtime(&b.path().join("style.css"), SystemTime::now() - Duration::from_secs(86_400 * 30));
+    set_mtime(
+        &b.path().join("style.css"),
+        SystemTime::now() - Duration::from_secs(86_400 * 30),
+    );
     let sa = Server::start(a.path(), &[]);
     let sb = Server::start(b.path(), &[]);
     let (ra, rb) = (sa.get("/style.css"), sb.get("/style.css"));
     assert_ne!(ra.header("last-modified"), rb.header("last-modified"));
     let etag = ra.header("etag").unwrap();
     assert_eq!(Some(etag), rb.header("etag"));
-    assert!(etag.starts_with('"') && etag.ends_with('"'), "strong etag: {etag}");
+    assert!(
+        etag.starts_with('"') && etag.ends_with('"'),
+        "strong etag: {etag}"
+    );
     // Different content, different tag.
     assert_ne!(sa.get("/plain.js").header("etag"), Some(etag));
 }
@@ -49,8 +60,17 @@ fn conditional_requests_follow_rfc_9110_precedence() {
         (vec![("If-Modified-Since", &past)], 200),
         (vec![("If-Modified-Since", "not a date")], 200),
         // If-None-Match wins over If-Modified-Since, both ways.
-        (vec![("If-None-Match", "\"other\""), ("If-Modified-Since", &future)], 200),
-        (vec![("If-None-Match", &etag), ("If-Modified-Since", &past)], 304),
+        (
+            vec![
+                ("If-None-Match", "\"other\""),
+                ("If-Modified-Since", &future),
+            ],
+            200,
+        ),
+        (
+            vec![("If-None-Match", &etag), ("If-Modified-Since", &past)],
+            304,
+        ),
         (vec![("If-Match", &etag)], 200),
         (vec![("If-Match", "*")], 200),
         (vec![("If-Match", "\"other\"")], 412),
@@ -58,9 +78,15 @@ fn conditional_requests_follow_rfc_9110_precedence() {
         (vec![("If-Unmodified-Since", &past)], 412),
         (vec![("If-Unmodified-Since", &lm)], 200),
         // If-Match wins over If-Unmodified-Since.
-        (vec![("If-Match", &etag), ("If-Unmodified-Since", &past)], 200),
+        (
+            vec![("If-Match", &etag), ("If-Unmodified-Since", &past)],
+            200,
+        ),
         // A failed If-Match is 412 even when If-None-Match would give 304.
-        (vec![("If-Match", "\"other\""), ("If-None-Match", &etag)], 412),
+        (
+            vec![("If-Match", "\"other\""), ("If-None-Match", &etag)],
+            412,
+        ),
     ];
     for (headers, want) in cases {
         for method in ["GET", "HEAD"] {
@@ -68,8 +94,16 @@ fn conditional_requests_follow_rfc_9110_precedence() {
             assert_eq!(r.status, want, "{method} {headers:?}");
             if want == 304 {
                 assert!(r.body.is_empty());
-                assert_eq!(r.header("etag"), Some(etag.as_str()), "304 carries the ETag");
-                assert_eq!(r.header("cache-control"), Some("no-cache"), "304 carries Cache-Control");
+                assert_eq!(
+                    r.header("etag"),
+                    Some(etag.as_str()),
+                    "304 carries the ETag"
+                );
+                assert_eq!(
+                    r.header("cache-control"),
+                    Some("no-cache"),
+                    "304 carries Cache-Control"
+                );
             }
         }
     }
@@ -90,22 +124,37 @@ fn ranges_and_if_range() {
     let r = partial(&[("Range", "bytes=0-9")]);
     assert_eq!(r.status, 206);
     assert_eq!(r.body, &body[0..10]);
-    assert_eq!(r.header("content-range"), Some(format!("bytes 0-9/{len}").as_str()));
+    assert_eq!(
+        r.header("content-range"),
+        Some(format!("bytes 0-9/{len}").as_str())
+    );
     assert_eq!(r.header("content-length"), Some("10"));
     let r = partial(&[("Range", "bytes=-5")]);
     assert_eq!((r.status, r.body.as_slice()), (206, &body[len - 5..]));
     let r = partial(&[("Range", "bytes=30-")]);
     assert_eq!((r.status, r.body.as_slice()), (206, &body[30..]));
     let r = partial(&[("Range", "bytes=30-1000")]);
-    assert_eq!(r.header("content-range"), Some(format!("bytes 30-{}/{len}", len - 1).as_str()));
+    assert_eq!(
+        r.header("content-range"),
+        Some(format!("bytes 30-{}/{len}", len - 1).as_str())
+    );
 
     let r = partial(&[("Range", &format!("bytes={len}-"))]);
     assert_eq!(r.status, 416);
-    assert_eq!(r.header("content-range"), Some(format!("bytes */{len}").as_str()));
+    assert_eq!(
+        r.header("content-range"),
+        Some(format!("bytes */{len}").as_str())
+    );
     assert_eq!(partial(&[("Range", "bytes=-0")]).status, 416);
 
     // Several ranges: the full 200 (no multipart). Junk and other units: ignored.
-    for junk in ["bytes=0-1,5-6", "bytes=5-1", "bytes=abc", "lines=0-1", "bytes 0-1"] {
+    for junk in [
+        "bytes=0-1,5-6",
+        "bytes=5-1",
+        "bytes=abc",
+        "lines=0-1",
+        "bytes 0-1",
+    ] {
         let r = partial(&[("Range", junk)]);
         assert_eq!((r.status, r.body.len()), (200, len), "{junk}");
     }
@@ -124,8 +173,14 @@ fn ranges_and_if_range() {
     assert_eq!(r.status, 200);
 
     // HEAD ignores Range; a 304 beats a Range.
-    assert_eq!(request(s.addr, "HEAD", "/notes.txt", &[("Range", "bytes=0-9")]).status, 200);
-    assert_eq!(partial(&[("Range", "bytes=0-9"), ("If-None-Match", &etag)]).status, 304);
+    assert_eq!(
+        request(s.addr, "HEAD", "/notes.txt", &[("Range", "bytes=0-9")]).status,
+        200
+    );
+    assert_eq!(
+        partial(&[("Range", "bytes=0-9"), ("If-None-Match", &etag)]).status,
+        304
+    );
 }
 
 #[test]
@@ -135,14 +190,38 @@ fn cache_control_html_revalidates_fingerprints_are_immutable() {
     let s = Server::start(site.path(), &[]);
     assert_eq!(s.get("/").header("cache-control"), Some("no-cache"));
     assert_eq!(s.get("/plain.js").header("cache-control"), Some("no-cache"));
-    assert_eq!(s.get("/app.3f9a2c1e.js").header("cache-control"), Some("public, max-age=31536000, immutable"));
-    assert_eq!(s.get("/assets/logo.png").header("cache-control"), Some("no-cache"));
+    assert_eq!(
+        s.get("/app.3f9a2c1e.js").header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+    assert_eq!(
+        s.get("/assets/logo.png").header("cache-control"),
+        Some("no-cache")
+    );
     drop(s);
 
-    let s = Server::start(site.path(), &["--immutable", "/assets/", "--cache-control", "public, max-age=300"]);
-    assert_eq!(s.get("/assets/logo.png").header("cache-control"), Some("public, max-age=31536000, immutable"));
-    assert_eq!(s.get("/app.3f9a2c1e.js").header("cache-control"), Some("public, max-age=300"), "fingerprint rule off");
-    assert_eq!(s.get("/").header("cache-control"), Some("public, max-age=300"));
+    let s = Server::start(
+        site.path(),
+        &[
+            "--immutable",
+            "/assets/",
+            "--cache-control",
+            "public, max-age=300",
+        ],
+    );
+    assert_eq!(
+        s.get("/assets/logo.png").header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+    assert_eq!(
+        s.get("/app.3f9a2c1e.js").header("cache-control"),
+        Some("public, max-age=300"),
+        "fingerprint rule off"
+    );
+    assert_eq!(
+        s.get("/").header("cache-control"),
+        Some("public, max-age=300")
+    );
 }
 
 #[test]
@@ -150,7 +229,8 @@ fn precompressed_sidecars_follow_accept_encoding() {
     let site = demo_site();
     let s = Server::start(site.path(), &[]);
     let get = |ae: Option<&str>| {
-        let headers: Vec<(&str, &str)> = ae.map(|v| vec![("Accept-Encoding", v)]).unwrap_or_default();
+        let headers: Vec<(&str, &str)> =
+            ae.map(|v| vec![("Accept-Encoding", v)]).unwrap_or_default();
         request(s.addr, "GET", "/style.css", &headers)
     };
     let identity = get(None);
@@ -159,26 +239,58 @@ fn precompressed_sidecars_follow_accept_encoding() {
     assert_eq!(identity.header("vary"), Some("accept-encoding"));
 
     let br = get(Some("gzip, deflate, br"));
-    assert_eq!((br.text().as_str(), br.header("content-encoding")), ("BROTLI-BYTES", Some("br")));
+    assert_eq!(
+        (br.text().as_str(), br.header("content-encoding")),
+        ("BROTLI-BYTES", Some("br"))
+    );
     assert_eq!(br.header("content-length"), Some("12"));
     assert_eq!(br.header("content-type"), Some("text/css; charset=utf-8"));
     assert_eq!(br.header("vary"), Some("accept-encoding"));
 
     let gz = get(Some("gzip"));
-    assert_eq!((gz.text().as_str(), gz.header("content-encoding")), ("GZIP-BYTES!", Some("gzip")));
-    assert_eq!(get(Some("br;q=0.5, gzip")).header("content-encoding"), Some("gzip"));
-    assert_eq!(get(Some("br;q=0, gzip;q=0")).header("content-encoding"), None);
+    assert_eq!(
+        (gz.text().as_str(), gz.header("content-encoding")),
+        ("GZIP-BYTES!", Some("gzip"))
+    );
+    assert_eq!(
+        get(Some("br;q=0.5, gzip")).header("content-encoding"),
+        Some("gzip")
+    );
+    assert_eq!(
+        get(Some("br;q=0, gzip;q=0")).header("content-encoding"),
+        None
+    );
     assert_eq!(get(Some("identity")).header("content-encoding"), None);
     assert_eq!(get(Some("deflate")).header("content-encoding"), None);
     assert_eq!(get(Some("*")).header("content-encoding"), Some("br"));
 
     // One ETag per representation, and a 304 only for the one the client holds.
-    let tags = [identity.header("etag"), br.header("etag"), gz.header("etag")];
-    assert!(tags[0] != tags[1] && tags[1] != tags[2] && tags[0] != tags[2], "{tags:?}");
-    let r = request(s.addr, "GET", "/style.css", &[("Accept-Encoding", "br"), ("If-None-Match", br.header("etag").unwrap())]);
+    let tags = [
+        identity.header("etag"),
+        br.header("etag"),
+        gz.header("etag"),
+    ];
+    assert!(
+        tags[0] != tags[1] && tags[1] != tags[2] && tags[0] != tags[2],
+        "{tags:?}"
+    );
+    let r = request(
+        s.addr,
+        "GET",
+        "/style.css",
+        &[
+            ("Accept-Encoding", "br"),
+            ("If-None-Match", br.header("etag").unwrap()),
+        ],
+    );
     assert_eq!(r.status, 304);
     assert_eq!(r.header("vary"), Some("accept-encoding"));
-    let r = request(s.addr, "GET", "/style.css", &[("If-None-Match", br.header("etag").unwrap())]);
+    let r = request(
+        s.addr,
+        "GET",
+        "/style.css",
+        &[("If-None-Match", br.header("etag").unwrap())],
+    );
     assert_eq!(r.status, 200);
 
     // Sidecars are representations, not pages of their own; files without them send no Vary.

@@ -33,7 +33,10 @@ fn directories_serve_index_and_redirect_permanently() {
     let s = Server::start(site.path(), &[]);
     assert_eq!(s.get("/").text(), "<!doctype html><title>home</title>");
     assert_eq!(s.get("/docs/").text(), "<title>docs</title>");
-    assert_eq!(s.get("/index.html").text(), "<!doctype html><title>home</title>");
+    assert_eq!(
+        s.get("/index.html").text(),
+        "<!doctype html><title>home</title>"
+    );
     let r = s.get("/docs?x=1");
     assert!(r.status == 301 || r.status == 308, "{}", r.status);
     assert_eq!(r.header("location"), Some("/docs/?x=1"));
@@ -52,10 +55,20 @@ fn head_has_get_headers_and_no_body() {
     let head = request(s.addr, "HEAD", "/style.css", &[]);
     assert_eq!(head.status, 200);
     assert!(head.body.is_empty());
-    for h in ["content-type", "content-length", "etag", "last-modified", "cache-control", "accept-ranges"] {
+    for h in [
+        "content-type",
+        "content-length",
+        "etag",
+        "last-modified",
+        "cache-control",
+        "accept-ranges",
+    ] {
         assert_eq!(head.header(h), get.header(h), "{h}");
     }
-    assert_eq!(get.header("content-length"), Some(get.body.len().to_string().as_str()));
+    assert_eq!(
+        get.header("content-length"),
+        Some(get.body.len().to_string().as_str())
+    );
 }
 
 #[test]
@@ -100,7 +113,10 @@ fn spa_fallback_answers_unknown_paths_with_200() {
     assert_eq!(r.text(), "<!doctype html><title>home</title>");
     assert_eq!(r.header("cache-control"), Some("no-cache"));
     // Real files still win, and hidden or escaping paths still get 404.
-    assert_eq!(s.get("/style.css").text(), "body { color: black; } /* identity */");
+    assert_eq!(
+        s.get("/style.css").text(),
+        "body { color: black; } /* identity */"
+    );
     assert_eq!(s.get("/.env").status, 404);
     assert_eq!(s.get("/../etc/passwd").status, 404);
 }
@@ -110,7 +126,11 @@ fn nothing_outside_the_root_and_nothing_hidden() {
     let outside = tempfile::tempdir().unwrap();
     write(outside.path(), "secret.txt", b"outside secret");
     let site = demo_site();
-    symlink(outside.path().join("secret.txt"), site.path().join("leak.txt")).unwrap();
+    symlink(
+        outside.path().join("secret.txt"),
+        site.path().join("leak.txt"),
+    )
+    .unwrap();
     symlink(outside.path(), site.path().join("leakdir")).unwrap();
     symlink(site.path().join("notes.txt"), site.path().join("alias.txt")).unwrap();
     let s = Server::start(site.path(), &[]);
@@ -139,7 +159,10 @@ fn nothing_outside_the_root_and_nothing_hidden() {
         assert!(!r.text().contains("secret"), "{path}");
     }
     // A symlink that stays inside the root is fine, and so is RFC 8615's .well-known.
-    assert_eq!(s.get("/alias.txt").text(), "0123456789abcdefghijklmnopqrstuvwxyz");
+    assert_eq!(
+        s.get("/alias.txt").text(),
+        "0123456789abcdefghijklmnopqrstuvwxyz"
+    );
     assert_eq!(s.get("/.well-known/security.txt").status, 200);
     // Malformed percent-encoding is the client's error.
     assert_eq!(s.get("/bad%zzpath").status, 400);
@@ -153,20 +176,41 @@ fn every_response_has_nosniff_and_configured_headers() {
         &["--header", "Content-Security-Policy: default-src 'self'"],
         &[("TINYSERVE_HEADERS", "X-Ignored: because the flag wins")],
     );
-    for (method, path) in [("GET", "/"), ("GET", "/style.css"), ("GET", "/nope"), ("POST", "/"), ("GET", "/healthz"), ("GET", "/docs")] {
+    for (method, path) in [
+        ("GET", "/"),
+        ("GET", "/style.css"),
+        ("GET", "/nope"),
+        ("POST", "/"),
+        ("GET", "/healthz"),
+        ("GET", "/docs"),
+    ] {
         let r = request(s.addr, method, path, &[("Content-Length", "0")]);
-        assert_eq!(r.header("x-content-type-options"), Some("nosniff"), "{method} {path}");
-        assert_eq!(r.header("content-security-policy"), Some("default-src 'self'"), "{method} {path}");
+        assert_eq!(
+            r.header("x-content-type-options"),
+            Some("nosniff"),
+            "{method} {path}"
+        );
+        assert_eq!(
+            r.header("content-security-policy"),
+            Some("default-src 'self'"),
+            "{method} {path}"
+        );
         assert_eq!(r.header("x-ignored"), None);
     }
     drop(s);
     let s = Server::start_env(
         site.path(),
         &[],
-        &[("TINYSERVE_HEADERS", "Strict-Transport-Security: max-age=63072000\nReferrer-Policy: no-referrer")],
+        &[(
+            "TINYSERVE_HEADERS",
+            "Strict-Transport-Security: max-age=63072000\nReferrer-Policy: no-referrer",
+        )],
     );
     let r = s.get("/");
-    assert_eq!(r.header("strict-transport-security"), Some("max-age=63072000"));
+    assert_eq!(
+        r.header("strict-transport-security"),
+        Some("max-age=63072000")
+    );
     assert_eq!(r.header("referrer-policy"), Some("no-referrer"));
 }
 
@@ -195,7 +239,12 @@ fn large_files_stream_from_disk_byte_exact() {
     assert_eq!(r.status, 200);
     assert_eq!(r.body.len(), big.len());
     assert!(r.body == big, "streamed body differs");
-    let r = request(s.addr, "GET", "/big.bin", &[("Range", "bytes=1000000-1000099")]);
+    let r = request(
+        s.addr,
+        "GET",
+        "/big.bin",
+        &[("Range", "bytes=1000000-1000099")],
+    );
     assert_eq!(r.status, 206);
     assert_eq!(r.body, big[1_000_000..1_000_100]);
     // Files over the memory budget still work.

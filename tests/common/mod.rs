@@ -52,14 +52,28 @@ impl Server {
                 let _ = tx.send(line);
             }
         });
-        let first = rx.recv_timeout(Duration::from_secs(20)).expect("tinyserve printed nothing");
-        let addr = address_after(&first, "listening on ").unwrap_or_else(|| panic!("first line lacks the address: {first}"));
-        Server { child, addr, lines, new_line: rx }
+        let first = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("tinyserve printed nothing");
+        let addr = address_after(&first, "listening on ")
+            .unwrap_or_else(|| panic!("first line lacks the address: {first}"));
+        Server {
+            child,
+            addr,
+            lines,
+            new_line: rx,
+        }
     }
 
     /// Waits (up to 10 s) for a stdout line containing `needle` and returns it.
     pub fn wait_for_line(&self, needle: &str) -> String {
-        if let Some(l) = self.lines.lock().unwrap().iter().find(|l| l.contains(needle)) {
+        if let Some(l) = self
+            .lines
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|l| l.contains(needle))
+        {
             return l.clone();
         }
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -68,7 +82,10 @@ impl Server {
             match self.new_line.recv_timeout(left) {
                 Ok(l) if l.contains(needle) => return l,
                 Ok(_) => continue,
-                Err(_) => panic!("no line containing {needle:?}; got {:?}", self.lines.lock().unwrap()),
+                Err(_) => panic!(
+                    "no line containing {needle:?}; got {:?}",
+                    self.lines.lock().unwrap()
+                ),
             }
         }
     }
@@ -85,7 +102,10 @@ impl Server {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "tinyserve did not exit within {limit:?}");
+            assert!(
+                Instant::now() < deadline,
+                "tinyserve did not exit within {limit:?}"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -104,7 +124,12 @@ impl Drop for Server {
 
 /// Sends a signal with kill(1).
 pub fn signal(pid: u32, name: &str) {
-    let ok = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status().unwrap().success();
+    let ok = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap()
+        .success();
     assert!(ok, "kill -{name} {pid} failed");
 }
 
@@ -112,7 +137,9 @@ pub fn signal(pid: u32, name: &str) {
 pub fn address_after(line: &str, marker: &str) -> Option<SocketAddr> {
     let rest = &line[line.find(marker)? + marker.len()..];
     let rest = rest.strip_prefix("http://").unwrap_or(rest);
-    let end = rest.find(|c: char| c.is_whitespace() || c == '"' || c == '/').unwrap_or(rest.len());
+    let end = rest
+        .find(|c: char| c.is_whitespace() || c == '"' || c == '/')
+        .unwrap_or(rest.len());
     rest[..end].parse().ok()
 }
 
@@ -126,7 +153,10 @@ pub struct Response {
 
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn text(&self) -> String {
@@ -165,10 +195,18 @@ pub fn parse_response(raw: &[u8]) -> Option<Response> {
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
     let mut body = raw[split + 4..].to_vec();
-    if let Some(len) = headers.iter().find(|(n, _)| n == "content-length").and_then(|(_, v)| v.parse::<usize>().ok()) {
+    if let Some(len) = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .and_then(|(_, v)| v.parse::<usize>().ok())
+    {
         body.truncate(len);
     }
-    Some(Response { status, headers, body })
+    Some(Response {
+        status,
+        headers,
+        body,
+    })
 }
 
 /// Writes `content` to `root/rel`, creating folders.
@@ -181,7 +219,9 @@ pub fn write(root: &Path, rel: &str, content: &[u8]) {
 /// Deterministic pseudo-random bytes, so large files are not trivially compressible and a
 /// byte out of place is noticed.
 pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..len)
         .map(|_| {
             x ^= x << 13;
@@ -204,7 +244,11 @@ pub fn demo_site() -> tempfile::TempDir {
     write(root, "plain.js", b"console.log('plain')");
     write(root, "mod.mjs", b"export const a = 1;");
     write(root, "m.wasm", b"\0asm\x01\0\0\0");
-    write(root, "logo.svg", b"<svg xmlns='http://www.w3.org/2000/svg'/>");
+    write(
+        root,
+        "logo.svg",
+        b"<svg xmlns='http://www.w3.org/2000/svg'/>",
+    );
     write(root, "site.webmanifest", b"{}");
     write(root, "font.woff2", b"wOF2");
     write(root, "data.json", b"{\"a\":1}");
@@ -216,6 +260,10 @@ pub fn demo_site() -> tempfile::TempDir {
     write(root, ".env", b"SECRET=1");
     write(root, ".git/config", b"[core]");
     write(root, "docs/.hidden.html", b"hidden");
-    write(root, ".well-known/security.txt", b"Contact: mailto:security@example.com");
+    write(
+        root,
+        ".well-known/security.txt",
+        b"Contact: mailto:security@example.com",
+    );
     dir
 }
