@@ -64,6 +64,13 @@ fn serve(config: Config) -> ExitCode {
         }
     };
     runtime.block_on(async move {
+        let shutdown = match tinyserve::signal::shutdown() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: cannot install signal handlers: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
         let listener = match tokio::net::TcpListener::bind(config.listen).await {
             Ok(l) => l,
             Err(e) => {
@@ -74,7 +81,7 @@ fn serve(config: Config) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        match tinyserve::run(listener, config, tinyserve::signal::shutdown()).await {
+        match tinyserve::run(listener, config, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");
