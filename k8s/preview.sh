@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# k8s/preview.sh BRANCH IMAGE    print the complete manifests of BRANCH's environment
+# k8s/preview.sh --slug BRANCH   print the DNS-1123 slug of BRANCH
+# k8s/preview.sh --namespace BRANCH
+#                                print the namespace of BRANCH's environment (for cleanup)
+#
+# Needs only kubectl (its built-in kustomize); no cluster, and no files are left behind.
+# Each branch gets its own namespace "tinyserve-<slug>" holding the base in this folder,
+# with the instance label app.kubernetes.io/instance=<slug> in every label and selector,
+# the image set, and the commit (COMMIT_SHA, or a 40-hex image tag) as a pod-template
+# annotation only. Pipe it into `kubectl apply -f -`.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+readonly prefix="tinyserve-"
+# Namespace names are DNS-1123 labels of at most 63 characters.
+readonly max_slug=$((63 - ${#prefix}))
+
+die() {
+  printf 'preview.sh: %s\n' "$1" >&2
+  exit 2
+}
+
+# slug BRANCH: lowercase letters, digits and '-', starting with a letter, at most max_slug
+# characters. Whenever the mapping loses information (other characters, capitals, length),
+# a short hash of the exact branch name is appended so distinct branches never collide.
+slug() {
+  local raw=$1 s hash
+  s=$(printf '%s' "$raw" | LC_ALL=C tr '[:upper:]' '[:lower:]' | LC_ALL=C sed -e 's/[^a-z0-9]/-/g' -e 's/--*/-/g' -e 's/^-//' -e 's/-$//')
+  [ -n "$s" ] || s=branch
+  case $s in [0-9]*) s="b-$s" ;; esac
+  if [ "$s" != "$raw" ] || [ "${#s}" -gt "$max_slug" ]; then
+    hash=$(printf '%s' "$raw" | sha256sum | cut -c1-8)
+    s=${s:0:$((max_slug - 9))}
+    s="${s%-}-$hash"
+  fi
+  printf '%s\n' "$s"
+}
+
+case "${1-}" in
+  --slug | --namespace)
+    [ "$#" -eq 2 ] || die "usage: preview.sh $1 BRANCH"
+    [ -n "$2" ] || die "the branch name is empty"
+    s=$(slug "$2")
+    if [ "$1" = --slug ]; then printf '%s\n' "$s"; else printf '%s%s\n' "$prefix" "$s"; fi
+    exit 0
+    ;;
+  -h | --help)
+    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+    exit 0
+    ;;
+esac
+
+[ "$#" -eq 2 ] || die "usage: preview.sh BRANCH IMAGE (e.g. preview.sh main ghcr.io/owner/repo:<sha>)"
+branch=$1
+image=$2
+[ -n "$branch" ] || die "the branch name is empty"
+[ -n "$image" ] || die "the image is empty; give one with a tag or digest, e.g. ghcr.io/owner/repo:<sha>"
+case $image in
+  *[[:space:]]*) die "the image '$image' contains white space" ;;
+esac
+
+# Split IMAGE into repository and tag or digest.
+tag="" digest=""
+if [[ $image == *@* ]]; then
+  repo=${image%%@*}
+  digest=${image#*@}
+  [[ $digest =~ ^sha256:[0-9a-f]{64}$ ]] || die "the image '$image' has a malformed digest; expected @sha256:<64 hex>"
+else
+  last=${image##*/}
+  [[ $last == *:* ]] || die "the image '$image' has neither tag nor digest; pin it, e.g. $image:<commit sha>"
+  repo=${image%:*}
+  tag=${image##*:}
+  [[ $tag =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]] || die "the image '$image' has an invalid tag '$tag'"
+fi
+[ -n "$repo" ] || die "the image '$image' has no repository"
+
+commit=${COMMIT_SHA:-}
+if [ -z "$commit" ] && [[ $tag =~ ^[0-9a-f]{40}$ ]]; then
+  commit=$tag
+fi
+[ -z "$commit" ] || [[ $commit =~ ^[0-9a-f]{7,40}$ ]] || die "COMMIT_SHA '$commit' is not a git commit hash"
+
+s=$(slug "$branch")
+ns="$prefix$s"
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+# kustomize takes a base only by relative path.
+base=$(realpath --relative-to="$work" "$here")
+
+cat >"$work/namespace.yaml" <<YAML
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: $ns
+  labels:
+    pod-security.kubernetes.io/enforce: restricted
+    pod-security.kubernetes.io/enforce-version: latest
+YAML
+
+{
+  cat <<YAML
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+namespace: $ns
+resources:
+  - namespace.yaml
+  - $base
+labels:
+  - pairs:
+      app.kubernetes.io/instance: "$s"
+    includeSelectors: true
+    includeTemplates: true
+images:
+  - name: tinyserve
+    newName: "$repo"
+YAML
+  if [ -n "$digest" ]; then
+    printf '    digest: "%s"\n' "$digest"
+  else
+    printf '    newTag: "%s"\n' "$tag"
+  fi
+  if [ -n "$commit" ]; then
+    cat <<YAML
+patches:
+  - target:
+      kind: Deployment
+      name: tinyserve
+    patch: |-
+      - op: add
+        path: /spec/template/metadata/annotations/tinyserve.dev~1commit
+        value: "$commit"
+YAML
+  fi
+} >"$work/kustomization.yaml"
+
+KUBECONFIG=/dev/null kubectl kustomize "$work"
