@@ -1,0 +1,240 @@
+//! Offline checks of everything that is not Rust: the Dockerfile (hadolint), every shell
+//! script and every multi-line workflow step (shellcheck), the workflows (zizmor, the GitHub
+//! workflow schema, yamllint, pinning, permissions, no untrusted input inside `run:`), and the
+//! manifests (yamllint).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs a checker from the repository root; fails with its output unless it exits 0.
+fn check(tool: &str, args: &[&str]) -> String {
+    let out = Command::new(tool)
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap_or_else(|e| panic!("{tool} is not installed ({e}); .ci/run installs it"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{tool} {args:?} failed:\n{text}");
+    text
+}
+
+fn workflows() -> Vec<(String, Value)> {
+    let dir = root().join(".github/workflows");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let doc: Value =
+            serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        out.push((
+            path.file_name().unwrap().to_string_lossy().into_owned(),
+            doc,
+        ));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    assert!(
+        out.len() >= 3,
+        "expected the ci, deliver and cleanup workflows"
+    );
+    out
+}
+
+fn steps(doc: &Value) -> Vec<(String, &Value)> {
+    let mut out = Vec::new();
+    for (job, j) in doc["jobs"].as_object().unwrap() {
+        for s in j["steps"].as_array().unwrap() {
+            out.push((job.clone(), s));
+        }
+    }
+    out
+}
+
+fn shell_scripts() -> Vec<PathBuf> {
+    let mut v = vec![
+        root().join("k8s/preview.sh"),
+        root().join("docker/precompress.sh"),
+        root().join(".ci/run"),
+    ];
+    for dir in [".github/scripts", "bench"] {
+        if let Ok(rd) = std::fs::read_dir(root().join(dir)) {
+            v.extend(
+                rd.map(|e| e.unwrap().path())
+                    .filter(|p| p.extension().is_some_and(|e| e == "sh")),
+            );
+        }
+    }
+    v
+}
+
+#[test]
+#[ignore = "needs hadolint"]
+fn dockerfile_is_hadolint_clean() {
+    check("hadolint", &["Dockerfile"]);
+}
+
+#[test]
+#[ignore = "needs shellcheck"]
+fn shell_scripts_and_workflow_steps_pass_shellcheck() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut files: Vec<PathBuf> = shell_scripts();
+    for (name, doc) in workflows() {
+        for (i, (job, step)) in steps(&doc).into_iter().enumerate() {
+            if let Some(run) = step["run"].as_str().filter(|r| r.contains('\n')) {
+                // GitHub runs `run:` with `bash -e {0}`.
+                let f = dir
+                    .path()
+                    .join(format!("{}-{job}-{i}.sh", name.trim_end_matches(".yml")));
+                std::fs::write(&f, format!("#!/usr/bin/env bash\nset -e\n{run}")).unwrap();
+                files.push(f);
+            }
+        }
+    }
+    let args: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    let mut all = vec!["--severity=style"];
+    all.extend(args.iter().map(String::as_str));
+    check("shellcheck", &all);
+    assert!(files.len() >= 8, "too few scripts found: {files:?}");
+}
+
+#[test]
+#[ignore = "needs zizmor"]
+fn zizmor_finds_nothing_at_medium_or_above() {
+    let text = check(
+        "zizmor",
+        &["--offline", "--min-severity", "medium", ".github/workflows"],
+    );
+    assert!(text.contains("No findings"), "{text}");
+}
+
+#[test]
+#[ignore = "needs check-jsonschema"]
+fn workflows_match_the_github_schema() {
+    let mut args = vec![
+        "--builtin-schema".to_string(),
+        "vendor.github-workflows".to_string(),
+    ];
+    for (name, _) in workflows() {
+        args.push(format!(".github/workflows/{name}"));
+    }
+    check(
+        "check-jsonschema",
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+}
+
+#[test]
+#[ignore = "needs yamllint"]
+fn yaml_is_lint_clean() {
+    check(
+        "yamllint",
+        &[
+            "--strict",
+            "-c",
+            ".yamllint.yml",
+            ".github/workflows",
+            "k8s",
+            ".yamllint.yml",
+        ],
+    );
+}
+
+#[test]
+fn actions_are_pinned_by_full_sha_with_a_version_comment() {
+    for (name, _) in workflows() {
+        let text = std::fs::read_to_string(root().join(".github/workflows").join(&name)).unwrap();
+        for line in text.lines().filter(|l| {
+            l.trim_start().starts_with("- uses:") || l.trim_start().starts_with("uses:")
+        }) {
+            let spec = line.split("uses:").nth(1).unwrap().trim();
+            let (action, rest) = spec
+                .split_once('@')
+                .unwrap_or_else(|| panic!("{name}: unpinned {spec}"));
+            let sha: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
+            assert!(
+                sha.len() == 40 && sha.chars().all(|c| c.is_ascii_hexdigit()),
+                "{name}: {action} not pinned by SHA"
+            );
+            assert!(
+                rest.contains("# v"),
+                "{name}: {action} lacks a version comment"
+            );
+        }
+    }
+}
+
+#[test]
+fn permissions_are_least_privilege() {
+    for (name, doc) in workflows() {
+        assert_eq!(
+            doc["permissions"],
+            serde_json::json!({"contents": "read"}),
+            "{name}: top-level permissions"
+        );
+        for (job, j) in doc["jobs"].as_object().unwrap() {
+            if let Some(p) = j["permissions"].as_object() {
+                for (scope, level) in p {
+                    if level == "write" {
+                        let allowed = match scope.as_str() {
+                            "packages" | "id-token" | "attestations" => {
+                                name == "deliver.yml" && job == "image"
+                            }
+                            "deployments" => name == "deliver.yml" && job == "deploy",
+                            _ => false,
+                        };
+                        assert!(allowed, "{name}/{job}: {scope}: write");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn no_expression_inside_run_and_branches_pass_through_env() {
+    for (name, doc) in workflows() {
+        for (job, step) in steps(&doc) {
+            if let Some(run) = step["run"].as_str() {
+                assert!(
+                    !run.contains("${{"),
+                    "{name}/{job}: expression inside run: {run}"
+                );
+            }
+        }
+    }
+    // Deploy and cleanup hand the branch to scripts through env, and the scripts find the
+    // environment with preview.sh from that variable.
+    let all = workflows();
+    let find = |file: &str, script: &str| -> Value {
+        let doc = &all.iter().find(|(n, _)| n == file).unwrap().1;
+        let step = steps(doc)
+            .into_iter()
+            .map(|(_, s)| s)
+            .find(|s| s["run"].as_str() == Some(script));
+        step.unwrap_or_else(|| panic!("{file}: no step running {script}"))
+            .clone()
+    };
+    let deploy = find("deliver.yml", ".github/scripts/deploy.sh");
+    assert_eq!(deploy["env"]["BRANCH"], "${{ github.ref_name }}");
+    let cleanup = find("cleanup.yml", ".github/scripts/cleanup.sh");
+    assert_eq!(cleanup["env"]["BRANCH"], "${{ github.event.ref }}");
+    for script in ["deploy.sh", "cleanup.sh"] {
+        let text = std::fs::read_to_string(root().join(".github/scripts").join(script)).unwrap();
+        assert!(
+            text.contains("k8s/preview.sh --namespace \"$BRANCH\""),
+            "{script} does not use preview.sh with $BRANCH"
+        );
+    }
+    let deploy_text = std::fs::read_to_string(root().join(".github/scripts/deploy.sh")).unwrap();
+    assert!(deploy_text.contains("k8s/preview.sh \"$BRANCH\" \"$IMAGE\" | kubectl apply -f -"));
+    assert!(deploy_text.contains("rollout undo"));
+}
