@@ -2,7 +2,8 @@
 //! written when the response body is dropped, so a long download is logged with its real
 //! duration and the bytes that actually left.
 
-use std::future::Future;
+use std::convert::Infallible;
+use std::future::{ready, Future, Ready};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
@@ -12,6 +13,7 @@ use http::{header, Method, Request, Response};
 
 use crate::body::Body;
 use crate::metrics::Metrics;
+use crate::service::SiteService;
 
 /// What to record; with neither part on, the layer adds no work per request.
 pub struct Recorder {
@@ -59,38 +61,88 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let r = &self.recorder;
-        let pending = (r.access_log || r.metrics.is_some()).then(|| {
-            if let Some(m) = &r.metrics {
-                m.started();
-            }
-            let (target, user_agent) = if r.access_log {
-                let target = req
-                    .uri()
-                    .path_and_query()
-                    .map_or("", |p| p.as_str())
-                    .to_string();
-                let ua = req
-                    .headers()
-                    .get(header::USER_AGENT)
-                    .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-                    .unwrap_or_default();
-                (target, ua)
-            } else {
-                (String::new(), String::new())
-            };
-            Pending {
-                recorder: r.clone(),
-                start: Instant::now(),
-                method: req.method().clone(),
-                target,
-                user_agent,
-            }
-        });
+        let pending = Pending::begin(&self.recorder, &req);
         ObserveFuture {
             inner: self.inner.call(req),
             pending,
         }
+    }
+}
+
+/// hyper calls this directly, with `&self`: no clone of the service per request, which the
+/// tower adapter would do.
+impl hyper::service::Service<Request<hyper::body::Incoming>> for Observe<SiteService> {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Ready<Result<Response<Body>, Infallible>>;
+
+    fn call(&self, req: Request<hyper::body::Incoming>) -> Self::Future {
+        let pending = Pending::begin(&self.recorder, &req);
+        let mut response = self.inner.respond(&req);
+        if let Some(p) = pending {
+            p.attach(&mut response);
+        }
+        ready(Ok(response))
+    }
+}
+
+impl Pending {
+    /// What to remember of `req`, or `None` when nothing is recorded.
+    fn begin<B>(recorder: &Arc<Recorder>, req: &Request<B>) -> Option<Pending> {
+        if !recorder.access_log && recorder.metrics.is_none() {
+            return None;
+        }
+        if let Some(m) = &recorder.metrics {
+            m.started();
+        }
+        let (target, user_agent) = if recorder.access_log {
+            let target = req
+                .uri()
+                .path_and_query()
+                .map_or("", |p| p.as_str())
+                .to_string();
+            let ua = req
+                .headers()
+                .get(header::USER_AGENT)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .unwrap_or_default();
+            (target, ua)
+        } else {
+            (String::new(), String::new())
+        };
+        Some(Pending {
+            recorder: recorder.clone(),
+            start: Instant::now(),
+            method: req.method().clone(),
+            target,
+            user_agent,
+        })
+    }
+
+    /// Records the request once `response`'s body is dropped.
+    fn attach(self, response: &mut Response<Body>) {
+        let status = response.status();
+        response
+            .body_mut()
+            .on_complete(Box::new(move |bytes, complete| {
+                let elapsed = self.start.elapsed();
+                if let Some(m) = &self.recorder.metrics {
+                    m.finished(&self.method, status, bytes, elapsed.as_secs_f64());
+                }
+                if self.recorder.access_log {
+                    tracing::info!(
+                        target: "access",
+                        method = %self.method,
+                        path = %self.target,
+                        status = status.as_u16(),
+                        bytes,
+                        duration_us = elapsed.as_micros() as u64,
+                        user_agent = %self.user_agent,
+                        complete,
+                        "request"
+                    );
+                }
+            }));
     }
 }
 
@@ -109,28 +161,7 @@ where
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut response = ready!(Pin::new(&mut self.inner).poll(cx))?;
         if let Some(p) = self.pending.take() {
-            let status = response.status();
-            response
-                .body_mut()
-                .on_complete(Box::new(move |bytes, complete| {
-                    let elapsed = p.start.elapsed();
-                    if let Some(m) = &p.recorder.metrics {
-                        m.finished(&p.method, status, bytes, elapsed.as_secs_f64());
-                    }
-                    if p.recorder.access_log {
-                        tracing::info!(
-                            target: "access",
-                            method = %p.method,
-                            path = %p.target,
-                            status = status.as_u16(),
-                            bytes,
-                            duration_us = elapsed.as_micros() as u64,
-                            user_agent = %p.user_agent,
-                            complete,
-                            "request"
-                        );
-                    }
-                }));
+            p.attach(&mut response);
         }
         Poll::Ready(Ok(response))
     }

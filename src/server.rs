@@ -14,7 +14,6 @@ use http::header::{self, HeaderMap, HeaderValue};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
@@ -122,8 +121,7 @@ pub async fn run(
         };
         let _ = stream.set_nodelay(true);
         let io = TokioIo::new(IdleTimeout::new(stream, config.idle_timeout));
-        let conn =
-            graceful.watch(http.serve_connection(io, TowerToHyperService::new(service.clone())));
+        let conn = graceful.watch(http.serve_connection(io, service.clone()));
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");

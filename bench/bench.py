@@ -1,0 +1,345 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark of tinyserve, nginx, lighttpd and static-web-server.
+
+Each server gets the same files, runs pinned to one core (taskset -c SERVER_CPU) while wrk
+runs pinned to another (-t1). The servers are interleaved and the whole round repeated;
+the summary reports the median of the repeats and every figure as a ratio to nginx measured
+in the same run. Raw wrk/curl output is kept under the output folder.
+
+It is a benchmark, not a test: it asserts nothing. Run it through bench/run.sh, which
+installs the servers and builds tinyserve.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+
+SCENARIOS = [
+    # name, path, connections
+    ("150B", "/p150.html", 64),
+    ("10KB", "/p10k.html", 64),
+    ("1MB", "/p1m.bin", 8),
+]
+
+
+def make_site(root: Path) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    page = "<!doctype html><title>bench</title><p>" + "x" * 90 + "</p>\n"
+    page = page[:149] + "\n"
+    (root / "p150.html").write_text(page)
+    (root / "index.html").write_text(page)
+    (root / "p10k.html").write_text(("<p>" + "lorem ipsum dolor sit amet " * 3 + "</p>\n") * 120)
+    for name, size in (("p1m.bin", 1 << 20), ("p100m.bin", 100 << 20)):
+        f = root / name
+        if not f.exists() or f.stat().st_size != size:
+            with open(f, "wb") as out:
+                out.write(os.urandom(size))
+
+
+def server_commands(tools: Path, work: Path, site: Path, ports: dict) -> dict:
+    """name -> (argv, readiness path)."""
+    nginx_dir = work / "nginx"
+    (nginx_dir / "logs").mkdir(parents=True, exist_ok=True)
+    (nginx_dir / "nginx.conf").write_text(f"""
+worker_processes 1;
+daemon off;
+pid {nginx_dir}/nginx.pid;
+error_log {nginx_dir}/logs/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+  include /etc/nginx/mime.types;
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  tcp_nodelay on;
+  keepalive_requests 1000000;
+  keepalive_timeout 60s;
+  open_file_cache max=1000 inactive=60s;
+  open_file_cache_valid 60s;
+  client_body_temp_path {nginx_dir}/body;
+  proxy_temp_path {nginx_dir}/proxy;
+  fastcgi_temp_path {nginx_dir}/fastcgi;
+  uwsgi_temp_path {nginx_dir}/uwsgi;
+  scgi_temp_path {nginx_dir}/scgi;
+  server {{ listen 127.0.0.1:{ports['nginx']}; root {site}; }}
+}}
+""")
+    lighttpd_conf = work / "lighttpd.conf"
+    lighttpd_conf.write_text(f"""
+server.document-root = "{site}"
+server.bind = "127.0.0.1"
+server.port = {ports['lighttpd']}
+server.max-keep-alive-requests = 1000000
+server.max-keep-alive-idle = 60
+server.max-fds = 16384
+server.max-connections = 4096
+server.errorlog = "{work}/lighttpd-error.log"
+mimetype.assign = ( ".html" => "text/html; charset=utf-8", ".bin" => "application/octet-stream" )
+""")
+    return {
+        "tinyserve": ([str(REPO / "target/x86_64-unknown-linux-musl/release/tinyserve"), "--root", str(site),
+                       "--listen", f"127.0.0.1:{ports['tinyserve']}", "--access-log", "off"], "/readyz"),
+        "nginx": (["nginx", "-c", str(nginx_dir / "nginx.conf"), "-p", str(nginx_dir)], "/p150.html"),
+        "lighttpd": (["lighttpd", "-D", "-f", str(lighttpd_conf)], "/p150.html"),
+        "sws": ([str(tools / "bin/static-web-server"), "--host", "127.0.0.1", "--port", str(ports["sws"]),
+                 "--root", str(site), "--log-level", "error", "--compression", "false",
+                 "--cache-control-headers", "false"], "/p150.html"),
+    }
+
+
+def first_200(port: int, path: str, deadline: float) -> bool:
+    req = f"GET {path} HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n".encode()
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(req)
+                head = s.recv(64)
+                if head.startswith(b"HTTP/1.1 200") or head.startswith(b"HTTP/1.0 200"):
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.0002)
+    return False
+
+
+def tree_pids(pid: int) -> list:
+    out = [pid]
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return out
+    for c in children:
+        out += tree_pids(int(c))
+    return out
+
+
+def proc_field(pid: int, field: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def rss_kb(pid: int) -> int:
+    return sum(proc_field(p, "VmRSS") for p in tree_pids(pid))
+
+
+def threads(pid: int) -> int:
+    return sum(proc_field(p, "Threads") for p in tree_pids(pid))
+
+
+class Sampler(threading.Thread):
+    """Peak RSS and thread count of a process tree while a load runs."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid, self.stop, self.peak_rss, self.peak_threads = pid, threading.Event(), 0, 0
+
+    def run(self):
+        while not self.stop.is_set():
+            self.peak_rss = max(self.peak_rss, rss_kb(self.pid))
+            self.peak_threads = max(self.peak_threads, threads(self.pid))
+            time.sleep(0.05)
+
+
+def parse_latency(text: str, pct: str) -> float:
+    m = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+    if not m:
+        return float("nan")
+    v, unit = float(m.group(1)), m.group(2)
+    return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+
+
+def parse_wrk(text: str) -> dict:
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    tr = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", text)
+    mult = {"B": 1e-6, "KB": 1e-3, "MB": 1, "GB": 1e3}
+    errors = re.search(r"Socket errors: (.*)", text)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    return {
+        "rps": float(rps.group(1)) if rps else 0.0,
+        "mbps": float(tr.group(1)) * mult.get(tr.group(2), 1) if tr else 0.0,
+        "p50_ms": parse_latency(text, "50"),
+        "p99_ms": parse_latency(text, "99"),
+        "errors": (errors.group(1) if errors else "") + (f" non2xx={non2xx.group(1)}" if non2xx else ""),
+    }
+
+
+def run_server(name, argv, ready_path, port, args, raw: Path, rep: int) -> dict:
+    result = {}
+    t0 = time.monotonic()
+    proc = subprocess.Popen(["taskset", "-c", str(args.server_cpu)] + argv,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if not first_200(port, ready_path, t0 + 10):
+        proc.kill()
+        raise SystemExit(f"{name} did not answer 200 on {ready_path} within 10 s")
+    result["start_ms"] = (time.monotonic() - t0) * 1000
+    time.sleep(0.5)
+    pid = proc.pid
+    result["idle_rss_kb"] = rss_kb(pid)
+    result["idle_threads"] = threads(pid)
+    try:
+        for scen, path, conns in SCENARIOS:
+            sampler = Sampler(pid)
+            sampler.start()
+            out = subprocess.run(["taskset", "-c", str(args.load_cpu), "wrk", "-t1", f"-c{conns}",
+                                  f"-d{args.duration}s", "--latency", f"http://127.0.0.1:{port}{path}"],
+                                 capture_output=True, text=True, timeout=args.duration + 30).stdout
+            sampler.stop.set()
+            sampler.join()
+            (raw / f"{name}-{scen}-r{rep}.txt").write_text(out)
+            r = parse_wrk(out)
+            r["peak_rss_kb"], r["peak_threads"] = sampler.peak_rss, sampler.peak_threads
+            result[scen] = r
+        # One 100 MB download on a fresh connection.
+        out = subprocess.run(["taskset", "-c", str(args.load_cpu), "curl", "-s", "-o", "/dev/null", "-w",
+                              "%{http_code} %{size_download} %{time_total}",
+                              f"http://127.0.0.1:{port}/p100m.bin"], capture_output=True, text=True, timeout=120).stdout
+        (raw / f"{name}-100MB-r{rep}.txt").write_text(out + "\n")
+        code, size, secs = out.split()
+        result["100MB"] = {"mbps": int(size) / 1e6 / float(secs) if code == "200" else 0.0}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return result
+
+
+def median(values):
+    values = [v for v in values if v == v]  # drop NaN
+    return statistics.median(values) if values else float("nan")
+
+
+def summarize(results: dict, servers: list) -> dict:
+    keys = {
+        "start_ms": lambda r: r["start_ms"],
+        "idle_rss_kb": lambda r: r["idle_rss_kb"],
+        "peak_rss_150B_kb": lambda r: r["150B"]["peak_rss_kb"],
+        "peak_threads": lambda r: max(r[s]["peak_threads"] for s, _, _ in SCENARIOS),
+        "100MB_mbps": lambda r: r["100MB"]["mbps"],
+    }
+    for scen, _, _ in SCENARIOS:
+        for m in ("rps", "mbps", "p50_ms", "p99_ms"):
+            keys[f"{scen}_{m}"] = (lambda s, mm: lambda r: r[s][mm])(scen, m)
+    return {name: {k: median([f(r) for r in results[name]]) for k, f in keys.items()} for name in servers}
+
+
+def table(summary: dict, servers: list) -> str:
+    base = summary.get("nginx")
+
+    def ratio(name, key):
+        if not base or not base.get(key):
+            return ""
+        return f" ({summary[name][key] / base[key]:.2f}×)"
+
+    lines = [
+        "| server | 150 B req/s | p50 / p99 ms | 10 KB req/s | p50 / p99 ms | 1 MB MB/s | p50 / p99 ms | 100 MB MB/s | idle RSS | peak RSS (150 B) | threads | start → 200 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for n in servers:
+        s = summary[n]
+        lines.append(
+            f"| {n} | {s['150B_rps']:,.0f}{ratio(n, '150B_rps')} | {s['150B_p50_ms']:.2f} / {s['150B_p99_ms']:.2f} "
+            f"| {s['10KB_rps']:,.0f}{ratio(n, '10KB_rps')} | {s['10KB_p50_ms']:.2f} / {s['10KB_p99_ms']:.2f} "
+            f"| {s['1MB_mbps']:,.0f}{ratio(n, '1MB_mbps')} | {s['1MB_p50_ms']:.2f} / {s['1MB_p99_ms']:.2f} "
+            f"| {s['100MB_mbps']:,.0f}{ratio(n, '100MB_mbps')} "
+            f"| {s['idle_rss_kb'] / 1024:.1f} MiB | {s['peak_rss_150B_kb'] / 1024:.1f} MiB | {s['peak_threads']:.0f} "
+            f"| {s['start_ms']:.1f} ms |"
+        )
+    return "\n".join(lines)
+
+
+def versions(tools: Path) -> dict:
+    def cmd(argv):
+        try:
+            p = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+            return (p.stdout + p.stderr).strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.TimeoutExpired):
+            return "unavailable"
+    return {
+        "tinyserve": cmd([str(REPO / "target/x86_64-unknown-linux-musl/release/tinyserve"), "--version"]),
+        "nginx": cmd(["nginx", "-v"]),
+        "lighttpd": cmd(["lighttpd", "-v"]),
+        "sws": cmd([str(tools / "bin/static-web-server"), "--version"]),
+        "wrk": cmd(["wrk", "-v"]),
+        "kernel": cmd(["uname", "-r"]),
+        "cpu": next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
+                     if l.startswith("model name")), "unknown"),
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--duration", type=int, default=5, help="seconds per wrk run (default 5)")
+    ap.add_argument("--repeats", type=int, default=3, help="rounds over all servers (default 3)")
+    ap.add_argument("--servers", default="nginx,lighttpd,sws,tinyserve")
+    ap.add_argument("--server-cpu", type=int, default=0)
+    ap.add_argument("--load-cpu", type=int, default=1)
+    ap.add_argument("--out", default=None, help="output folder (default bench/results/<UTC time>)")
+    args = ap.parse_args()
+
+    servers = args.servers.split(",")
+    tools = HERE / ".tools"
+    work = HERE / "work"
+    site = work / "site"
+    make_site(site)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H%MZ")
+    out = Path(args.out) if args.out else HERE / "results" / stamp
+    raw = out / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    ports = {"tinyserve": 18101, "nginx": 18102, "lighttpd": 18103, "sws": 18104}
+    cmds = server_commands(tools, work, site, ports)
+
+    results = {n: [] for n in servers}
+    for rep in range(1, args.repeats + 1):
+        order = servers[rep - 1:] + servers[:rep - 1]  # rotate, so no server always goes first
+        for name in order:
+            argv, ready = cmds[name]
+            print(f"round {rep}/{args.repeats}: {name}", file=sys.stderr, flush=True)
+            results[name].append(run_server(name, argv, ready, ports[name], args, raw, rep))
+
+    summary = summarize(results, servers)
+    info = versions(tools)
+    md = [
+        f"# Benchmark {stamp}",
+        "",
+        f"Machine: {info['cpu']}, {os.cpu_count()} CPUs, Linux {info['kernel']}. Server pinned to CPU "
+        f"{args.server_cpu}, `wrk -t1` pinned to CPU {args.load_cpu}; {args.duration} s per run, median of "
+        f"{args.repeats} interleaved rounds; ratios are to nginx in the same run.",
+        "",
+        table(summary, servers),
+        "",
+        "Versions: " + "; ".join(f"{k}: {v}" for k, v in info.items() if k not in ("cpu", "kernel")),
+        "",
+        "Errors reported by wrk (should be empty): "
+        + (", ".join(f"{n} {s}: {r[s]['errors']}" for n in servers for r in results[n] for s, _, _ in SCENARIOS
+                     if r[s]["errors"]) or "none"),
+    ]
+    (out / "summary.md").write_text("\n".join(md) + "\n")
+    (out / "results.json").write_text(json.dumps({"args": vars(args), "versions": info, "runs": results,
+                                                  "summary": summary}, indent=2))
+    print("\n".join(md))
+    print(f"\nraw output: {raw}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
