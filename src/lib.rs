@@ -17,6 +17,7 @@ pub mod config;
 pub mod healthcheck;
 pub mod idle;
 pub mod logging;
+pub mod memcpy;
 pub mod metrics;
 pub mod mime;
 pub mod observe;
