@@ -185,9 +185,7 @@ fn permissions_are_least_privilege() {
                 for (scope, level) in p {
                     if level == "write" {
                         let allowed = match scope.as_str() {
-                            "packages" | "id-token" | "attestations" => {
-                                name == "deliver.yml" && job == "image"
-                            }
+                            "packages" => name == "deliver.yml" && job == "image",
                             "deployments" => name == "deliver.yml" && job == "deploy",
                             _ => false,
                         };
