@@ -3,70 +3,16 @@
 
 mod common;
 
+use common::docker::{container_ip, image, make_world_readable, ok, sh};
 use common::*;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-const IMAGE: &str = "tinyserve:test";
 const MAX_IMAGE_BYTES: u64 = 1_677_721; // 1.6 MiB
 const MAX_GZIP_BYTES: u64 = 819_200; // 800 KiB
-
-fn sh(cmd: &str, args: &[&str]) -> Output {
-    Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd}: {e}"))
-}
-
-fn ok(cmd: &str, args: &[&str]) -> String {
-    let out = sh(cmd, args);
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// Builds the static binary, precompresses the site and builds the image, once per run.
-fn image() -> &'static str {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let root = env!("CARGO_MANIFEST_DIR");
-        std::env::set_current_dir(root).unwrap();
-        ok(
-            "cargo",
-            &[
-                "build",
-                "--release",
-                "--locked",
-                "--target",
-                "x86_64-unknown-linux-musl",
-            ],
-        );
-        ok("sh", &["docker/precompress.sh", "static", "target/site"]);
-        let revision = ok("git", &["rev-parse", "HEAD"]);
-        ok(
-            "docker",
-            &[
-                "build",
-                "--target",
-                "prebuilt",
-                "--build-arg",
-                &format!("REVISION={revision}"),
-                "-t",
-                IMAGE,
-                ".",
-            ],
-        );
-    });
-    IMAGE
-}
 
 /// A container removed when dropped.
 struct Container {
@@ -225,28 +171,16 @@ fn docker_stop_during_a_download_lets_it_finish() {
     write(site.path(), "big.bin", &big);
     write(site.path(), "index.html", b"<p>mounted</p>");
     // The container's user must be able to read the mounted folder.
-    for p in [
-        site.path().to_path_buf(),
-        site.path().join("big.bin"),
-        site.path().join("index.html"),
-    ] {
-        let mode = if p.is_dir() { 0o755 } else { 0o644 };
-        std::os::unix::fs::PermissionsExt::set_mode(
-            &mut std::fs::metadata(&p).unwrap().permissions(),
-            mode,
-        );
-        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
-    }
+    make_world_readable(site.path());
     let mount = format!("{}:/static:ro", site.path().display());
     let c = Container::run(&["-v", &mount], &[]);
     let addr = c.wait_serving();
     assert_eq!(request(addr, "GET", "/", &[]).text(), "<p>mounted</p>");
 
-    // Download from the container's own address on the bridge network, not the published
-    // port: Docker's userland proxy behind 127.0.0.1 is killed with the container and drops
-    // whatever it still buffers (measured: ~12 MB of 48 MB), which would hide what the
-    // server itself does.
-    let ip = c.inspect("{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}");
+    // Download from the container's own address on the bridge network: Docker's userland
+    // proxy behind 127.0.0.1 is killed with the container and drops what it still buffers
+    // (measured: ~12 MB of 48 MB), which would hide what the server itself does.
+    let ip = container_ip(&c.name);
     let direct: SocketAddr = format!("{ip}:8080").parse().unwrap();
     let mut conn = TcpStream::connect(direct).unwrap();
     conn.write_all(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n")

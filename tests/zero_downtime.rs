@@ -1,10 +1,11 @@
 //! Zero-downtime proof with real parts: HAProxy health-checking `/readyz` every 200 ms in
-//! front of three tinyserve processes, steady load from a validating client, every instance
-//! rolled twice. With the shutdown delay no request fails; without it (the negative control)
+//! front of three tinyserve processes (and, in a second test, three containers of the
+//! image), steady load from a validating client, every instance rolled twice. With the shutdown delay no request fails; without it (the negative control)
 //! requests fail, which proves the test can fail and that the delay is what prevents it.
 
 mod common;
 
+use common::docker;
 use common::*;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -102,6 +103,19 @@ impl Haproxy {
         }
     }
 
+    /// Points server `s{i}` at a new address (a replacement container's).
+    fn set_address(&self, i: usize, addr: SocketAddr) {
+        let mut s = UnixStream::connect(&self.socket).unwrap();
+        let cmd = format!(
+            "set server be/s{i} addr {} port {}\n",
+            addr.ip(),
+            addr.port()
+        );
+        s.write_all(cmd.as_bytes()).unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+    }
+
     fn wait_all(&self, n: usize, status: &str) {
         for i in 0..n {
             self.wait_server(&format!("s{i}"), status);
@@ -184,6 +198,18 @@ fn load(
         .collect()
 }
 
+/// Waits until the load has 200 good responses, so rolls start under load.
+fn wait_for_load(tally: &Tally) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tally.ok.load(Ordering::Relaxed) < 200 {
+        assert!(
+            Instant::now() < deadline,
+            "the load never got going through HAProxy"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// One request on a keep-alive connection: (status, body, server asked to close).
 fn exchange(c: &mut BufReader<TcpStream>, path: &str) -> std::io::Result<(u16, Vec<u8>, bool)> {
     c.get_mut()
@@ -252,9 +278,7 @@ fn roll(shutdown_delay: &str, rounds: usize) -> (u64, u64) {
     let tally = Arc::new(Tally::default());
     let clients = load(lb.addr, site.path(), stop.clone(), tally.clone());
     // Let the load settle before the first roll.
-    while tally.ok.load(Ordering::Relaxed) < 200 {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for_load(&tally);
     for _ in 0..rounds {
         for (i, slot) in servers.iter_mut().enumerate() {
             slot.terminate();
@@ -317,13 +341,16 @@ fn kill_9_loses_at_most_the_requests_in_flight() {
     let stop = Arc::new(AtomicBool::new(false));
     let tally = Arc::new(Tally::default());
     let clients = load(lb.addr, site.path(), stop.clone(), tally.clone());
-    while tally.ok.load(Ordering::Relaxed) < 200 {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for_load(&tally);
     signal(servers[1].child.id(), "KILL");
     lb.wait_server("s1", "DOWN");
     let at_down = tally.ok.load(Ordering::Relaxed);
+    let deadline = Instant::now() + Duration::from_secs(20);
     while tally.ok.load(Ordering::Relaxed) < at_down + 1000 {
+        assert!(
+            Instant::now() < deadline,
+            "the two survivors did not carry the load"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     stop.store(true, Ordering::Relaxed);
@@ -340,4 +367,120 @@ fn kill_9_loses_at_most_the_requests_in_flight() {
         "more failures ({failed}) than the 6 clients could have had in flight"
     );
     drop(servers);
+}
+
+/// A container of the image serving a mounted site, removed when dropped.
+struct Replica {
+    name: String,
+    addr: SocketAddr,
+}
+
+impl Replica {
+    fn start(site: &Path, shutdown_delay: &str, n: usize) -> Replica {
+        let image = docker::image();
+        let name = format!("tinyserve-zd-{}-{n}", std::process::id());
+        let mount = format!("{}:/static:ro", site.display());
+        let delay = format!("TINYSERVE_SHUTDOWN_DELAY={shutdown_delay}");
+        docker::ok(
+            "docker",
+            &[
+                "run",
+                "-d",
+                "--name",
+                &name,
+                "--read-only",
+                "--cap-drop",
+                "ALL",
+                "--security-opt",
+                "no-new-privileges",
+                "-e",
+                &delay,
+                "-e",
+                "TINYSERVE_DRAIN_TIMEOUT=10s",
+                "-e",
+                "TINYSERVE_ACCESS_LOG=off",
+                "-v",
+                &mount,
+                image,
+            ],
+        );
+        let addr: SocketAddr = format!("{}:8080", docker::container_ip(&name))
+            .parse()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if TcpStream::connect(addr).is_ok()
+                && request(addr, "GET", "/readyz", &[]).status == 200
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "container {name} never became ready"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Replica { name, addr }
+    }
+
+    /// `docker stop` (SIGTERM to PID 1, which drains) and the exit code.
+    fn stop(&self) -> String {
+        docker::ok("docker", &["stop", "-t", "30", &self.name]);
+        docker::ok(
+            "docker",
+            &["inspect", "-f", "{{.State.ExitCode}}", &self.name],
+        )
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = docker::sh("docker", &["rm", "-f", &self.name]);
+    }
+}
+
+#[test]
+#[ignore = "needs haproxy and a Docker engine"]
+fn rolling_restarts_of_containers_fail_no_request() {
+    let site = site();
+    docker::make_world_readable(site.path());
+    let delay_ms = CHECK_INTERVAL_MS * FALL * 3;
+    let delay = format!("{delay_ms}ms");
+    let mut started = 0;
+    let mut replicas: Vec<Replica> = (0..3)
+        .map(|_| {
+            started += 1;
+            Replica::start(site.path(), &delay, started)
+        })
+        .collect();
+    let addrs: Vec<SocketAddr> = replicas.iter().map(|r| r.addr).collect();
+    let lb = Haproxy::start(&addrs, "");
+    let stop = Arc::new(AtomicBool::new(false));
+    let tally = Arc::new(Tally::default());
+    let clients = load(lb.addr, site.path(), stop.clone(), tally.clone());
+    wait_for_load(&tally);
+    for _ in 0..2 {
+        for (i, slot) in replicas.iter_mut().enumerate() {
+            assert_eq!(slot.stop(), "0", "replica {i} did not exit 0");
+            started += 1;
+            *slot = Replica::start(site.path(), &delay, started);
+            // A replacement container gets a new address: tell HAProxy, as a Service would.
+            lb.set_address(i, slot.addr);
+            lb.wait_server(&format!("s{i}"), "UP");
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.join().unwrap();
+    }
+    let (ok, failed) = (
+        tally.ok.load(Ordering::Relaxed),
+        tally.failed.load(Ordering::Relaxed),
+    );
+    println!("containers, shutdown delay {delay}, 6 rolls: {ok} requests served, {failed} failed");
+    assert!(ok > 1000, "too little load to prove anything: {ok}");
+    assert_eq!(
+        failed, 0,
+        "{failed} requests failed during rolling restarts of containers"
+    );
 }

@@ -1,0 +1,91 @@
+//! Docker helpers shared by the container and zero-downtime tests.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The image the tests build and run.
+pub const IMAGE: &str = "tinyserve:test";
+
+/// Runs a command in the repository root.
+pub fn sh(cmd: &str, args: &[&str]) -> Output {
+    Command::new(cmd)
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd}: {e}"))
+}
+
+/// Runs a command that must succeed; returns its trimmed stdout.
+pub fn ok(cmd: &str, args: &[&str]) -> String {
+    let out = sh(cmd, args);
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Builds the static binary, precompresses the demo site and builds the image with
+/// `--target prebuilt` (offline), once per test binary.
+pub fn image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        ok(
+            "cargo",
+            &[
+                "build",
+                "--release",
+                "--locked",
+                "--target",
+                "x86_64-unknown-linux-musl",
+            ],
+        );
+        ok("sh", &["docker/precompress.sh", "static", "target/site"]);
+        let revision = ok("git", &["rev-parse", "HEAD"]);
+        ok(
+            "docker",
+            &[
+                "build",
+                "--target",
+                "prebuilt",
+                "--build-arg",
+                &format!("REVISION={revision}"),
+                "-t",
+                IMAGE,
+                ".",
+            ],
+        );
+    });
+    IMAGE
+}
+
+/// Makes a test site readable by the image's user (uid 65532) when mounted read-only.
+pub fn make_world_readable(root: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let mode = if p.is_dir() { 0o755 } else { 0o644 };
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        if p.is_dir() {
+            stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        }
+    }
+}
+
+/// The container's address on its Docker network: reached directly, not through the
+/// userland proxy behind a published port, which is killed with the container and drops
+/// what it still buffers.
+pub fn container_ip(name: &str) -> String {
+    ok(
+        "docker",
+        &[
+            "inspect",
+            "-f",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+            name,
+        ],
+    )
+}
