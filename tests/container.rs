@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::docker::{container_ip, image, make_world_readable, ok, sh};
+use common::docker::{container_ip, image, make_world_readable, ok, run_hardened, sh};
 use common::*;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -22,32 +22,15 @@ struct Container {
 impl Container {
     /// `docker run -d` with the hardening flags and the port published on loopback only.
     fn run(extra: &[&str], args: &[&str]) -> Container {
-        let image = image();
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let name = format!(
             "tinyserve-test-{}-{}",
             std::process::id(),
             N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
         );
-        let mut all = vec![
-            "run",
-            "-d",
-            "--name",
-            &name,
-            "--read-only",
-            "--cap-drop",
-            "ALL",
-            "--security-opt",
-            "no-new-privileges",
-            "--user",
-            "65532:65532",
-            "-p",
-            "127.0.0.1::8080",
-        ];
+        let mut all = vec!["-p", "127.0.0.1::8080"];
         all.extend_from_slice(extra);
-        all.push(image);
-        all.extend_from_slice(args);
-        ok("docker", &all);
+        run_hardened(&name, &all, args);
         Container { name }
     }
 

@@ -198,15 +198,45 @@ fn load(
         .collect()
 }
 
-/// Waits until the load has 200 good responses, so rolls start under load.
-fn wait_for_load(tally: &Tally) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while tally.ok.load(Ordering::Relaxed) < 200 {
-        assert!(
-            Instant::now() < deadline,
-            "the load never got going through HAProxy"
-        );
-        std::thread::sleep(Duration::from_millis(10));
+/// The validating clients running against HAProxy.
+struct LoadRun {
+    stop: Arc<AtomicBool>,
+    tally: Arc<Tally>,
+    clients: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl LoadRun {
+    /// Starts the clients and returns once they have 200 good responses, so what follows
+    /// happens under load.
+    fn start(lb: SocketAddr, site: &Path) -> LoadRun {
+        let stop = Arc::new(AtomicBool::new(false));
+        let tally = Arc::new(Tally::default());
+        let clients = load(lb, site, stop.clone(), tally.clone());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while tally.ok.load(Ordering::Relaxed) < 200 {
+            assert!(
+                Instant::now() < deadline,
+                "the load never got going through HAProxy"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        LoadRun {
+            stop,
+            tally,
+            clients,
+        }
+    }
+
+    /// Stops the clients: (requests served, requests failed).
+    fn finish(self) -> (u64, u64) {
+        self.stop.store(true, Ordering::Relaxed);
+        for c in self.clients {
+            c.join().unwrap();
+        }
+        (
+            self.tally.ok.load(Ordering::Relaxed),
+            self.tally.failed.load(Ordering::Relaxed),
+        )
     }
 }
 
@@ -274,11 +304,7 @@ fn roll(shutdown_delay: &str, rounds: usize) -> (u64, u64) {
     let addrs: Vec<SocketAddr> = servers.iter().map(|s| s.addr).collect();
     let lb = Haproxy::start(&addrs, "");
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let tally = Arc::new(Tally::default());
-    let clients = load(lb.addr, site.path(), stop.clone(), tally.clone());
-    // Let the load settle before the first roll.
-    wait_for_load(&tally);
+    let run = LoadRun::start(lb.addr, site.path());
     for _ in 0..rounds {
         for (i, slot) in servers.iter_mut().enumerate() {
             slot.terminate();
@@ -293,14 +319,7 @@ fn roll(shutdown_delay: &str, rounds: usize) -> (u64, u64) {
             lb.wait_server(&format!("s{i}"), "UP");
         }
     }
-    stop.store(true, Ordering::Relaxed);
-    for c in clients {
-        c.join().unwrap();
-    }
-    (
-        tally.ok.load(Ordering::Relaxed),
-        tally.failed.load(Ordering::Relaxed),
-    )
+    run.finish()
 }
 
 #[test]
@@ -338,29 +357,19 @@ fn kill_9_loses_at_most_the_requests_in_flight() {
     // observe layer4 + on-error mark-down: the first refused connection takes the dead server
     // out at once instead of after `fall` checks, so only what was in flight can fail.
     let lb = Haproxy::start(&addrs, "observe layer4 error-limit 1 on-error mark-down");
-    let stop = Arc::new(AtomicBool::new(false));
-    let tally = Arc::new(Tally::default());
-    let clients = load(lb.addr, site.path(), stop.clone(), tally.clone());
-    wait_for_load(&tally);
+    let run = LoadRun::start(lb.addr, site.path());
     signal(servers[1].child.id(), "KILL");
     lb.wait_server("s1", "DOWN");
-    let at_down = tally.ok.load(Ordering::Relaxed);
+    let at_down = run.tally.ok.load(Ordering::Relaxed);
     let deadline = Instant::now() + Duration::from_secs(20);
-    while tally.ok.load(Ordering::Relaxed) < at_down + 1000 {
+    while run.tally.ok.load(Ordering::Relaxed) < at_down + 1000 {
         assert!(
             Instant::now() < deadline,
             "the two survivors did not carry the load"
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    stop.store(true, Ordering::Relaxed);
-    for c in clients {
-        c.join().unwrap();
-    }
-    let (ok, failed) = (
-        tally.ok.load(Ordering::Relaxed),
-        tally.failed.load(Ordering::Relaxed),
-    );
+    let (ok, failed) = run.finish();
     println!("kill -9 of one of three: {ok} requests served, {failed} failed (in flight on the killed instance)");
     assert!(
         failed <= 6,
@@ -377,33 +386,20 @@ struct Replica {
 
 impl Replica {
     fn start(site: &Path, shutdown_delay: &str, n: usize) -> Replica {
-        let image = docker::image();
         let name = format!("tinyserve-zd-{}-{n}", std::process::id());
         let mount = format!("{}:/static:ro", site.display());
         let delay = format!("TINYSERVE_SHUTDOWN_DELAY={shutdown_delay}");
-        docker::ok(
-            "docker",
-            &[
-                "run",
-                "-d",
-                "--name",
-                &name,
-                "--read-only",
-                "--cap-drop",
-                "ALL",
-                "--security-opt",
-                "no-new-privileges",
-                "-e",
-                &delay,
-                "-e",
-                "TINYSERVE_DRAIN_TIMEOUT=10s",
-                "-e",
-                "TINYSERVE_ACCESS_LOG=off",
-                "-v",
-                &mount,
-                image,
-            ],
-        );
+        let env = [
+            "-e",
+            &delay,
+            "-e",
+            "TINYSERVE_DRAIN_TIMEOUT=10s",
+            "-e",
+            "TINYSERVE_ACCESS_LOG=off",
+        ];
+        let mut extra = env.to_vec();
+        extra.extend(["-v", &mount]);
+        docker::run_hardened(&name, &extra, &[]);
         let addr: SocketAddr = format!("{}:8080", docker::container_ip(&name))
             .parse()
             .unwrap();
@@ -455,10 +451,7 @@ fn rolling_restarts_of_containers_fail_no_request() {
         .collect();
     let addrs: Vec<SocketAddr> = replicas.iter().map(|r| r.addr).collect();
     let lb = Haproxy::start(&addrs, "");
-    let stop = Arc::new(AtomicBool::new(false));
-    let tally = Arc::new(Tally::default());
-    let clients = load(lb.addr, site.path(), stop.clone(), tally.clone());
-    wait_for_load(&tally);
+    let run = LoadRun::start(lb.addr, site.path());
     for _ in 0..2 {
         for (i, slot) in replicas.iter_mut().enumerate() {
             assert_eq!(slot.stop(), "0", "replica {i} did not exit 0");
@@ -469,14 +462,7 @@ fn rolling_restarts_of_containers_fail_no_request() {
             lb.wait_server(&format!("s{i}"), "UP");
         }
     }
-    stop.store(true, Ordering::Relaxed);
-    for c in clients {
-        c.join().unwrap();
-    }
-    let (ok, failed) = (
-        tally.ok.load(Ordering::Relaxed),
-        tally.failed.load(Ordering::Relaxed),
-    );
+    let (ok, failed) = run.finish();
     println!("containers, shutdown delay {delay}, 6 rolls: {ok} requests served, {failed} failed");
     assert!(ok > 1000, "too little load to prove anything: {ok}");
     assert_eq!(

@@ -89,3 +89,26 @@ pub fn container_ip(name: &str) -> String {
         ],
     )
 }
+
+/// `docker run -d` of the image as the tests run it: read-only, no capabilities, no new
+/// privileges, the numeric non-root user; `extra` goes before the image, `args` after.
+pub fn run_hardened(name: &str, extra: &[&str], args: &[&str]) {
+    let image = image();
+    let mut all = vec![
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--read-only",
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+        "--user",
+        "65532:65532",
+    ];
+    all.extend_from_slice(extra);
+    all.push(image);
+    all.extend_from_slice(args);
+    ok("docker", &all);
+}

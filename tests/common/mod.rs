@@ -237,35 +237,34 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
 /// A site exercising every rule: types, indexes, sidecars, hidden files, symlinks.
 pub fn demo_site() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    write(root, "index.html", b"<!doctype html><title>home</title>");
-    write(root, "style.css", b"body { color: black; } /* identity */");
-    write(root, "style.css.br", b"BROTLI-BYTES");
-    write(root, "style.css.gz", b"GZIP-BYTES!");
-    write(root, "app.3f9a2c1e.js", b"console.log('fingerprinted')");
-    write(root, "plain.js", b"console.log('plain')");
-    write(root, "mod.mjs", b"export const a = 1;");
-    write(root, "m.wasm", b"\0asm\x01\0\0\0");
-    write(
-        root,
-        "logo.svg",
-        b"<svg xmlns='http://www.w3.org/2000/svg'/>",
-    );
-    write(root, "site.webmanifest", b"{}");
-    write(root, "font.woff2", b"wOF2");
-    write(root, "data.json", b"{\"a\":1}");
-    write(root, "notes.txt", b"0123456789abcdefghijklmnopqrstuvwxyz");
-    write(root, "docs/index.html", b"<title>docs</title>");
-    write(root, "docs/page.html", b"<title>page</title>");
-    write(root, "empty/.keep", b"");
-    write(root, "caf\u{e9}.html", b"<title>cafe</title>");
-    write(root, ".env", b"SECRET=1");
-    write(root, ".git/config", b"[core]");
-    write(root, "docs/.hidden.html", b"hidden");
-    write(
-        root,
-        ".well-known/security.txt",
-        b"Contact: mailto:security@example.com",
-    );
+    let files: [(&str, &[u8]); 21] = [
+        ("index.html", b"<!doctype html><title>home</title>"),
+        ("style.css", b"body { color: black; } /* identity */"),
+        ("style.css.br", b"BROTLI-BYTES"),
+        ("style.css.gz", b"GZIP-BYTES!"),
+        ("app.3f9a2c1e.js", b"console.log('fingerprinted')"),
+        ("plain.js", b"console.log('plain')"),
+        ("mod.mjs", b"export const a = 1;"),
+        ("m.wasm", b"\0asm\x01\0\0\0"),
+        ("logo.svg", b"<svg xmlns='http://www.w3.org/2000/svg'/>"),
+        ("site.webmanifest", b"{}"),
+        ("font.woff2", b"wOF2"),
+        ("data.json", b"{\"a\":1}"),
+        ("notes.txt", b"0123456789abcdefghijklmnopqrstuvwxyz"),
+        ("docs/index.html", b"<title>docs</title>"),
+        ("docs/page.html", b"<title>page</title>"),
+        ("empty/.keep", b""),
+        ("caf\u{e9}.html", b"<title>cafe</title>"),
+        (".env", b"SECRET=1"),
+        (".git/config", b"[core]"),
+        ("docs/.hidden.html", b"hidden"),
+        (
+            ".well-known/security.txt",
+            b"Contact: mailto:security@example.com",
+        ),
+    ];
+    for (path, content) in files {
+        write(dir.path(), path, content);
+    }
     dir
 }
