@@ -12,13 +12,13 @@ use std::time::{Duration, Instant};
 
 use http::header::{self, HeaderMap, HeaderValue};
 use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::config::Config;
-use crate::idle::IdleTimeout;
+use crate::idle::{TimedIo, Timeouts};
 use crate::metrics::{self, Metrics};
 use crate::observe::{Observe, Recorder};
 use crate::service::{Readiness, SiteService};
@@ -81,10 +81,14 @@ pub async fn run(
     });
 
     let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(config.header_timeout)
+    // Header and idle timeouts are TimedIo's: one timer per connection, none per request.
+    http.header_read_timeout(None)
         .max_buf_size(config.max_header_size)
         .keep_alive(true);
+    let timeouts = Timeouts {
+        header: config.header_timeout,
+        idle: config.idle_timeout,
+    };
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(config.max_connections));
     let delay = config.shutdown_delay;
@@ -120,7 +124,7 @@ pub async fn run(
             },
         };
         let _ = stream.set_nodelay(true);
-        let io = TokioIo::new(IdleTimeout::new(stream, config.idle_timeout));
+        let io = TokioIo::new(TimedIo::new(stream, timeouts));
         let conn = graceful.watch(http.serve_connection(io, service.clone()));
         tokio::spawn(async move {
             if let Err(e) = conn.await {

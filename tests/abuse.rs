@@ -259,3 +259,53 @@ fn malformed(seed: u64) -> Vec<u8> {
         _ => b"GET /\r\n\r\n".to_vec(),
     }
 }
+
+#[test]
+fn header_timeout_covers_each_request_but_not_idle_keep_alive() {
+    let site = demo_site();
+    let s = Server::start(
+        site.path(),
+        &["--header-timeout", "1s", "--idle-timeout", "4s"],
+    );
+    let mut c = TcpStream::connect(s.addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let ask = |c: &mut TcpStream| {
+        c.write_all(b"GET /notes.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        let mut buf = [0u8; 1024];
+        let n = c.read(&mut buf).unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    };
+    ask(&mut c);
+    // Idle between requests for longer than the header timeout: still open.
+    std::thread::sleep(Duration::from_millis(1800));
+    ask(&mut c);
+    // Now the next head trickles in: cut after the header timeout, long before the idle one.
+    let t = Instant::now();
+    let mut closed = false;
+    for b in b"GET /notes.txt HTTP/1.1\r\nX-Slow: "
+        .iter()
+        .chain(b"a".repeat(100).iter())
+    {
+        if c.write_all(&[*b]).is_err() {
+            closed = true;
+            break;
+        }
+        c.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let mut buf = [0u8; 64];
+        match c.read(&mut buf) {
+            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut => {}
+            _ => {
+                closed = true;
+                break;
+            }
+        }
+    }
+    let after = t.elapsed();
+    assert!(closed, "a trickled request head was never cut off");
+    assert!(
+        after >= Duration::from_millis(900) && after < Duration::from_millis(2500),
+        "cut after {after:?}"
+    );
+}
