@@ -164,7 +164,11 @@ fn common_headers(config: &Config) -> HeaderMap {
         HeaderValue::from_static("nosniff"),
     );
     for (name, value) in &config.headers {
-        h.insert(name.clone(), value.clone());
+        let value = match value.to_str() {
+            Ok(v) => crate::site::forever(v.to_string()),
+            Err(_) => value.clone(),
+        };
+        h.insert(name.clone(), value);
     }
     h
 }
