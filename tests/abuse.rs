@@ -27,44 +27,38 @@ fn read_until_closed(c: &mut TcpStream, limit: Duration) -> (Vec<u8>, Duration) 
     (got, t.elapsed())
 }
 
+/// Sends a request head that never ends, one byte per 100 ms, until the server closes the
+/// connection; returns how long that took. Fails if it is still open after `limit`.
+fn trickle_until_closed(c: &mut TcpStream, limit: Duration) -> Duration {
+    c.set_nodelay(true).unwrap();
+    let t = Instant::now();
+    let head = b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: ";
+    for b in head.iter().chain(std::iter::repeat(&b'a')) {
+        // After the server closes, a write fails (EPIPE/ECONNRESET) or a read returns.
+        if c.write_all(&[*b]).is_err() {
+            return t.elapsed();
+        }
+        c.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let mut buf = [0u8; 512];
+        match c.read(&mut buf) {
+            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut => {}
+            _ => return t.elapsed(),
+        }
+        assert!(
+            t.elapsed() < limit,
+            "slow client still connected after {limit:?}"
+        );
+    }
+    unreachable!("the head never ends")
+}
+
 #[test]
 fn slowloris_is_cut_off_after_the_header_timeout() {
     let site = demo_site();
     let s = Server::start(site.path(), &["--header-timeout", "1s"]);
     let mut c = TcpStream::connect(s.addr).unwrap();
-    c.set_nodelay(true).unwrap();
-    let t = Instant::now();
-    let mut closed_after = None;
-    for b in
-        b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-            .iter()
-            .cycle()
-    {
-        if c.write_all(&[*b]).is_err() {
-            closed_after = Some(t.elapsed());
-            break;
-        }
-        // One byte per 100 ms; after the server closes, a write fails (EPIPE/ECONNRESET).
-        c.set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
-        let mut buf = [0u8; 512];
-        match c.read(&mut buf) {
-            Ok(_) => {
-                closed_after = Some(t.elapsed());
-                break;
-            }
-            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut => {}
-            Err(_) => {
-                closed_after = Some(t.elapsed());
-                break;
-            }
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(5),
-            "slow client still connected after 5s"
-        );
-    }
-    let after = closed_after.unwrap();
+    let after = trickle_until_closed(&mut c, Duration::from_secs(5));
     assert!(
         after >= Duration::from_millis(900) && after < Duration::from_secs(3),
         "closed after {after:?}"
@@ -281,29 +275,7 @@ fn header_timeout_covers_each_request_but_not_idle_keep_alive() {
     std::thread::sleep(Duration::from_millis(1800));
     ask(&mut c);
     // Now the next head trickles in: cut after the header timeout, long before the idle one.
-    let t = Instant::now();
-    let mut closed = false;
-    for b in b"GET /notes.txt HTTP/1.1\r\nX-Slow: "
-        .iter()
-        .chain(b"a".repeat(100).iter())
-    {
-        if c.write_all(&[*b]).is_err() {
-            closed = true;
-            break;
-        }
-        c.set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
-        let mut buf = [0u8; 64];
-        match c.read(&mut buf) {
-            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut => {}
-            _ => {
-                closed = true;
-                break;
-            }
-        }
-    }
-    let after = t.elapsed();
-    assert!(closed, "a trickled request head was never cut off");
+    let after = trickle_until_closed(&mut c, Duration::from_millis(3500));
     assert!(
         after >= Duration::from_millis(900) && after < Duration::from_millis(2500),
         "cut after {after:?}"
