@@ -44,6 +44,7 @@ FROM rust:1.95-alpine AS build
 RUN apk add --no-cache musl-dev
 WORKDIR /src
 COPY Cargo.toml Cargo.lock build.rs ./
+COPY csrc ./csrc
 # Build the dependencies against an empty crate, so editing src/ reuses this layer.
 RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
  && cargo build --release --locked --target x86_64-unknown-linux-musl \

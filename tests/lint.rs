@@ -236,3 +236,41 @@ fn no_expression_inside_run_and_branches_pass_through_env() {
     assert!(deploy_text.contains("k8s/preview.sh \"$BRANCH\" \"$IMAGE\" | kubectl apply -f -"));
     assert!(deploy_text.contains("rollout undo"));
 }
+
+#[test]
+fn the_source_build_stage_gets_every_build_input() {
+    // What `cargo build` reads: a file missing here breaks only the online image build,
+    // which cannot run on a machine without a registry.
+    let inputs = ["Cargo.toml", "Cargo.lock", "build.rs", "src", "csrc"];
+    let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
+    let build_stage = dockerfile
+        .split("\nFROM ")
+        .find(|stage| stage.contains(" AS build"))
+        .expect("a build stage");
+    let copied: Vec<&str> = build_stage
+        .lines()
+        .filter_map(|l| l.strip_prefix("COPY "))
+        .flat_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            words[..words.len() - 1].to_vec()
+        })
+        .collect();
+    let ignore = std::fs::read_to_string(root().join(".dockerignore")).unwrap();
+    for input in inputs {
+        assert!(
+            root().join(input).exists(),
+            "{input} is not in the repository any more"
+        );
+        assert!(
+            copied.contains(&input),
+            "the Dockerfile's build stage does not COPY {input}: {copied:?}"
+        );
+        let reincluded = ignore
+            .lines()
+            .any(|l| l.trim_end_matches('/') == format!("!{input}"));
+        assert!(
+            reincluded,
+            ".dockerignore keeps {input} out of the build context"
+        );
+    }
+}
