@@ -157,7 +157,7 @@ pub async fn run(
 
 /// Headers on every response: `nosniff` (browsers must not reinterpret a file's type), then
 /// the configured extras, which may override it.
-fn common_headers(config: &Config) -> HeaderMap {
+pub fn common_headers(config: &Config) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,

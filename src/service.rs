@@ -102,7 +102,7 @@ impl SiteService {
 impl Shared {
     fn file<B>(&self, req: &Request<B>, path: &str, is_get: bool) -> Response<Body> {
         match self.site.lookup(path) {
-            Lookup::Found(Route::Asset(asset)) => self.asset(req, &asset, is_get),
+            Lookup::Found(Route::Asset(asset)) => self.asset(req, asset, is_get),
             Lookup::Found(Route::Redirect) => {
                 let mut location = format!("{path}/");
                 if let Some(q) = req.uri().query() {

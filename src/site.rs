@@ -169,7 +169,7 @@ impl Site {
     }
 
     /// Looks up a request path as it came on the wire (still percent-encoded).
-    pub fn lookup(&self, raw_path: &str) -> Lookup {
+    pub fn lookup(&self, raw_path: &str) -> Lookup<'_> {
         // The common case, a plain path, needs no decoding and no allocation.
         if !raw_path.contains('%') {
             if !is_safe_path(raw_path) {
@@ -185,29 +185,19 @@ impl Site {
         }
     }
 
-    fn get(&self, path: &str) -> Lookup {
+    fn get(&self, path: &str) -> Lookup<'_> {
         match self.routes.get(path) {
-            Some(route) => Lookup::Found(route.clone()),
+            Some(route) => Lookup::Found(route),
             None => Lookup::NotFound,
         }
-    }
-
-    /// Number of routes, for tests and logs.
-    pub fn len(&self) -> usize {
-        self.routes.len()
-    }
-
-    /// Whether nothing at all can be served.
-    pub fn is_empty(&self) -> bool {
-        self.routes.is_empty()
     }
 }
 
 /// The outcome of [`Site::lookup`].
 #[derive(Debug)]
-pub enum Lookup {
+pub enum Lookup<'a> {
     /// A file or a redirect.
-    Found(Route),
+    Found(&'a Route),
     /// No file there: the SPA fallback may answer.
     NotFound,
     /// A path no file can have (traversal, dotfile, escaped slash): always 404.
