@@ -2,9 +2,9 @@
 """Side-by-side benchmark of tinyserve, nginx, lighttpd and static-web-server.
 
 Each server gets the same files, runs pinned to one core (taskset -c SERVER_CPU) while wrk
-runs pinned to another (-t1). The servers are interleaved and the whole round repeated;
-the summary reports the median of the repeats and every figure as a ratio to nginx measured
-in the same run. Raw wrk/curl output is kept under the output folder.
+runs pinned to another (-t1). All servers run at once; for each scenario the
+servers take turns, round after round, and the summary reports the median of the rounds and
+every rate as the median of its per-round ratios to nginx. Raw wrk/curl output is kept under the output folder.
 
 It is a benchmark, not a test: it asserts nothing. Run it through bench/run.sh, which
 installs the servers and builds tinyserve.
@@ -182,61 +182,88 @@ def parse_wrk(text: str) -> dict:
     }
 
 
+def spawn(argv, args) -> subprocess.Popen:
+    return subprocess.Popen(["taskset", "-c", str(args.server_cpu)] + argv,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def start_to_ready(argv, ready_path, port, args) -> float:
     """Milliseconds from spawning the server to its first 200."""
     t0 = time.monotonic()
-    proc = subprocess.Popen(["taskset", "-c", str(args.server_cpu)] + argv,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = spawn(argv, args)
     try:
         if not first_200(port, ready_path, t0 + 10):
             raise SystemExit(f"{argv[0]} did not answer 200 on {ready_path} within 10 s")
         return (time.monotonic() - t0) * 1000
     finally:
-        proc.terminate()
-        proc.wait(timeout=15)
+        stop(proc)
 
 
-def run_server(name, argv, ready_path, port, args, raw: Path, rep: int) -> dict:
-    result = {}
-    t0 = time.monotonic()
-    proc = subprocess.Popen(["taskset", "-c", str(args.server_cpu)] + argv,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    if not first_200(port, ready_path, t0 + 10):
-        proc.kill()
-        raise SystemExit(f"{name} did not answer 200 on {ready_path} within 10 s")
-    result["start_ms"] = (time.monotonic() - t0) * 1000
-    time.sleep(0.5)
-    pid = proc.pid
-    result["idle_rss_kb"] = rss_kb(pid)
-    result["idle_threads"] = threads(pid)
+def load(name, pid, port, scen, path, conns, args, raw: Path, rep: int) -> dict:
+    """One wrk run against one server, sampling its RSS and threads meanwhile."""
+    sampler = Sampler(pid)
+    sampler.start()
+    out = subprocess.run(["taskset", "-c", str(args.load_cpu), "wrk", "-t1", f"-c{conns}",
+                          f"-d{args.duration}s", "--latency", f"http://127.0.0.1:{port}{path}"],
+                         capture_output=True, text=True, timeout=args.duration + 30).stdout
+    sampler.stop.set()
+    sampler.join()
+    (raw / f"{name}-{scen}-r{rep}.txt").write_text(out)
+    r = parse_wrk(out)
+    r["peak_rss_kb"], r["peak_threads"] = sampler.peak_rss, sampler.peak_threads
+    return r
+
+
+def download(name, port, args, raw: Path, rep: int) -> dict:
+    """One 100 MB download on a fresh connection."""
+    out = subprocess.run(["taskset", "-c", str(args.load_cpu), "curl", "-s", "-o", "/dev/null", "-w",
+                          "%{http_code} %{size_download} %{time_total}",
+                          f"http://127.0.0.1:{port}/p100m.bin"], capture_output=True, text=True, timeout=120).stdout
+    (raw / f"{name}-100MB-r{rep}.txt").write_text(out + "\n")
+    code, size, secs = out.split()
+    return {"mbps": int(size) / 1e6 / float(secs) if code == "200" else 0.0}
+
+
+def run_all(servers, cmds, ports, args, raw: Path) -> dict:
+    """Starts every server at once (pinned to the same core; idle ones cost nothing), then
+    runs each scenario round by round with the servers back to back in a rotating order.
+    Peers measured seconds apart see the same machine: on a shared VM the throughput of
+    every server drifts by tens of percent over a minute, while the ratio between
+    neighbouring runs holds."""
+    procs, results = {}, {n: [{} for _ in range(args.repeats)] for n in servers}
     try:
-        for scen, path, conns in SCENARIOS:
-            sampler = Sampler(pid)
-            sampler.start()
-            out = subprocess.run(["taskset", "-c", str(args.load_cpu), "wrk", "-t1", f"-c{conns}",
-                                  f"-d{args.duration}s", "--latency", f"http://127.0.0.1:{port}{path}"],
-                                 capture_output=True, text=True, timeout=args.duration + 30).stdout
-            sampler.stop.set()
-            sampler.join()
-            (raw / f"{name}-{scen}-r{rep}.txt").write_text(out)
-            r = parse_wrk(out)
-            r["peak_rss_kb"], r["peak_threads"] = sampler.peak_rss, sampler.peak_threads
-            result[scen] = r
-        # One 100 MB download on a fresh connection.
-        out = subprocess.run(["taskset", "-c", str(args.load_cpu), "curl", "-s", "-o", "/dev/null", "-w",
-                              "%{http_code} %{size_download} %{time_total}",
-                              f"http://127.0.0.1:{port}/p100m.bin"], capture_output=True, text=True, timeout=120).stdout
-        (raw / f"{name}-100MB-r{rep}.txt").write_text(out + "\n")
-        code, size, secs = out.split()
-        result["100MB"] = {"mbps": int(size) / 1e6 / float(secs) if code == "200" else 0.0}
+        for name in servers:
+            argv, ready = cmds[name]
+            procs[name] = spawn(argv, args)
+            if not first_200(ports[name], ready, time.monotonic() + 10):
+                raise SystemExit(f"{name} did not answer 200 on {ready} within 10 s")
+        time.sleep(0.5)
+        for name in servers:
+            for r in results[name]:
+                r["idle_rss_kb"], r["idle_threads"] = rss_kb(procs[name].pid), threads(procs[name].pid)
+        for scen, path, conns in SCENARIOS + [("100MB", "/p100m.bin", 1)]:
+            for rep in range(1, args.repeats + 1):
+                order = servers[rep - 1:] + servers[:rep - 1]  # rotate, so no server always goes first
+                print(f"{scen} round {rep}/{args.repeats}: {', '.join(order)}", file=sys.stderr, flush=True)
+                for name in order:
+                    if scen == "100MB":
+                        results[name][rep - 1][scen] = download(name, ports[name], args, raw, rep)
+                    else:
+                        results[name][rep - 1][scen] = load(name, procs[name].pid, ports[name], scen, path,
+                                                            conns, args, raw, rep)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    return result
+        for proc in procs.values():
+            stop(proc)
+    return results
 
 
 def median(values):
@@ -244,7 +271,10 @@ def median(values):
     return statistics.median(values) if values else float("nan")
 
 
-def summarize(results: dict, servers: list) -> dict:
+RATIO_KEYS = ["150B_rps", "10KB_rps", "1MB_mbps", "100MB_mbps"]
+
+
+def figure_getters() -> dict:
     keys = {
         "start_ms": lambda r: r["start_ms"],
         "start_demo_ms": lambda r: r["start_demo_ms"],
@@ -256,16 +286,36 @@ def summarize(results: dict, servers: list) -> dict:
     for scen, _, _ in SCENARIOS:
         for m in ("rps", "mbps", "p50_ms", "p99_ms"):
             keys[f"{scen}_{m}"] = (lambda s, mm: lambda r: r[s][mm])(scen, m)
-    return {name: {k: median([f(r) for r in results[name]]) for k, f in keys.items()} for name in servers}
+    return keys
+
+
+def round_ratios(results: dict, servers: list) -> dict:
+    """name -> key -> the ratio to nginx in each round (the two measured seconds apart)."""
+    if "nginx" not in results:
+        return {}
+    get = figure_getters()
+    out = {}
+    for name in servers:
+        out[name] = {}
+        for key in RATIO_KEYS:
+            pairs = zip(results[name], results["nginx"])
+            out[name][key] = [get[key](a) / get[key](b) if get[key](b) else float("nan") for a, b in pairs]
+    return out
+
+
+def summarize(results: dict, servers: list) -> dict:
+    keys = figure_getters()
+    summary = {name: {k: median([f(r) for r in results[name]]) for k, f in keys.items()} for name in servers}
+    for name, by_key in round_ratios(results, servers).items():
+        for key, ratios in by_key.items():
+            summary[name][f"{key}_ratio"] = median(ratios)
+    return summary
 
 
 def table(summary: dict, servers: list) -> str:
-    base = summary.get("nginx")
-
     def ratio(name, key):
-        if not base or not base.get(key):
-            return ""
-        return f" ({summary[name][key] / base[key]:.2f}×)"
+        r = summary[name].get(f"{key}_ratio")
+        return "" if r is None or r != r else f" ({r:.2f}×)"
 
     lines = [
         "| server | 150 B req/s | p50 / p99 ms | 10 KB req/s | p50 / p99 ms | 1 MB MB/s | p50 / p99 ms | 100 MB MB/s | idle RSS | peak RSS (150 B) | threads | start → 200: demo site / bench site |",
@@ -282,6 +332,16 @@ def table(summary: dict, servers: list) -> str:
             f"| {s['start_demo_ms']:.1f} / {s['start_ms']:.1f} ms |"
         )
     return "\n".join(lines)
+
+
+def ratio_lines(ratios: dict, servers: list) -> list:
+    lines = []
+    for name in servers:
+        if name == "nginx" or name not in ratios:
+            continue
+        parts = [f"{key.split('_')[0]} " + " ".join(f"{r:.2f}" for r in ratios[name][key]) for key in RATIO_KEYS]
+        lines.append(f"- {name}: " + "; ".join(parts))
+    return lines
 
 
 def versions(tools: Path) -> dict:
@@ -305,8 +365,8 @@ def versions(tools: Path) -> dict:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--duration", type=int, default=5, help="seconds per wrk run (default 5)")
-    ap.add_argument("--repeats", type=int, default=3, help="rounds over all servers (default 3)")
+    ap.add_argument("--duration", type=int, default=4, help="seconds per wrk run (default 4)")
+    ap.add_argument("--repeats", type=int, default=5, help="rounds per scenario (default 5)")
     ap.add_argument("--servers", default="nginx,lighttpd,sws,tinyserve")
     ap.add_argument("--server-cpu", type=int, default=0)
     ap.add_argument("--load-cpu", type=int, default=1)
@@ -328,17 +388,21 @@ def main():
     # file costs tinyserve its content hash (the ETag) before it binds.
     demo_cmds = server_commands(tools, work / "demo", REPO / "static", ports)
 
-    results = {n: [] for n in servers}
-    for rep in range(1, args.repeats + 1):
-        order = servers[rep - 1:] + servers[:rep - 1]  # rotate, so no server always goes first
-        for name in order:
-            argv, ready = cmds[name]
-            print(f"round {rep}/{args.repeats}: {name}", file=sys.stderr, flush=True)
-            r = run_server(name, argv, ready, ports[name], args, raw, rep)
-            demo_argv, demo_ready = demo_cmds[name]
-            r["start_demo_ms"] = median([start_to_ready(demo_argv, demo_ready if name == "tinyserve" else "/index.html",
-                                                        ports[name], args) for _ in range(5)])
-            results[name].append(r)
+    # Start-up first, each server alone: five starts on the demo site, five on the bench site.
+    startup = {}
+    for name in servers:
+        print(f"start-up: {name}", file=sys.stderr, flush=True)
+        argv, ready = cmds[name]
+        demo_argv, demo_ready = demo_cmds[name]
+        startup[name] = (
+            median([start_to_ready(argv, ready, ports[name], args) for _ in range(5)]),
+            median([start_to_ready(demo_argv, demo_ready if name == "tinyserve" else "/index.html",
+                                   ports[name], args) for _ in range(5)]),
+        )
+    results = run_all(servers, cmds, ports, args, raw)
+    for name in servers:
+        for r in results[name]:
+            r["start_ms"], r["start_demo_ms"] = startup[name]
 
     summary = summarize(results, servers)
     info = versions(tools)
@@ -346,10 +410,16 @@ def main():
         f"# Benchmark {stamp}",
         "",
         f"Machine: {info['cpu']}, {os.cpu_count()} CPUs, Linux {info['kernel']}. Server pinned to CPU "
-        f"{args.server_cpu}, `wrk -t1` pinned to CPU {args.load_cpu}; {args.duration} s per run, median of "
-        f"{args.repeats} interleaved rounds; ratios are to nginx in the same run.",
+        f"{args.server_cpu}, `wrk -t1` pinned to CPU {args.load_cpu}; {args.duration} s per run, "
+        f"{args.repeats} rounds per scenario with the servers back to back in a rotating order. Figures are "
+        "medians over the rounds; each ratio is the median of the per-round ratios to nginx (measured "
+        "seconds apart, so machine-wide drift cancels).",
         "",
         table(summary, servers),
+        "",
+        "Per-round ratios to nginx (150B / 10KB / 1MB / 100MB, round 1 first):",
+        "",
+        *ratio_lines(round_ratios(results, servers), servers),
         "",
         "Versions: " + "; ".join(f"{k}: {v}" for k, v in info.items() if k not in ("cpu", "kernel")),
         "",
@@ -359,6 +429,7 @@ def main():
     ]
     (out / "summary.md").write_text("\n".join(md) + "\n")
     (out / "results.json").write_text(json.dumps({"args": vars(args), "versions": info, "runs": results,
+                                                  "ratios": round_ratios(results, servers),
                                                   "summary": summary}, indent=2))
     print("\n".join(md))
     print(f"\nraw output: {raw}", file=sys.stderr)
