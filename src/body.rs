@@ -15,6 +15,8 @@ use bytes::{Bytes, BytesMut};
 use http_body::{Frame, SizeHint};
 use tokio::task::JoinHandle;
 
+use crate::sendfile::{Segment, Segments, PLACEHOLDER_MAX};
+
 /// Size of each read from a streamed file. With one chunk read ahead and one being written,
 /// a download holds at most about three chunks (768 KiB). Measured on a 100 MB file: 64 KiB
 /// reads through tokio::fs gave ~0.9 GB/s, 256 KiB with read-ahead ~1.2-1.5 GB/s, 512 KiB
@@ -62,6 +64,17 @@ impl Body {
             kind: Kind::File(FileStream::new(path, offset, len)),
             sent: 0,
             on_complete: None,
+        }
+    }
+
+    /// Sends a file body with `sendfile` on the connection that owns `segments` (see
+    /// [`crate::sendfile`]). Other bodies are unaffected. Only that connection's
+    /// [`crate::sendfile::SendfileIo`] may write the body afterwards.
+    pub fn use_sendfile(&mut self, segments: &Arc<Segments>) {
+        if let Kind::File(f) = &mut self.kind {
+            if matches!(f.state, FileState::Start { .. }) {
+                f.sendfile = Some(segments.clone());
+            }
         }
     }
 
@@ -135,6 +148,8 @@ struct FileStream {
     state: FileState,
     /// Bytes not yet handed to hyper.
     remaining: u64,
+    /// Set when the connection sends files with `sendfile`: chunks are then placeholders.
+    sendfile: Option<Arc<Segments>>,
     /// Buffers of earlier chunks, oldest first. Once hyper has written and dropped a
     /// chunk, its buffer is reused in place: a fresh 256 KiB buffer per chunk would be a
     /// fresh mmap with musl's allocator (page faults and zeroing on every chunk, an munmap
@@ -154,6 +169,11 @@ enum FileState {
     /// A read on the blocking pool: it opens the file on the first call, and hands the file
     /// back with the chunk so the next read can continue where it stopped.
     Reading(JoinHandle<io::Result<(std::fs::File, BytesMut)>>),
+    /// Placeholder chunks for `sendfile`, next one from `offset`.
+    Sending {
+        file: Arc<std::fs::File>,
+        offset: u64,
+    },
     Done,
 }
 
@@ -196,7 +216,8 @@ impl FileStream {
         FileStream {
             state: FileState::Start { path, offset },
             remaining: len,
-            spare: VecDeque::with_capacity(SPARE),
+            sendfile: None,
+            spare: VecDeque::new(),
         }
     }
 
@@ -220,9 +241,35 @@ impl FileStream {
             match &mut self.state {
                 FileState::Done => return Poll::Ready(Ok(None)),
                 FileState::Start { .. } if self.remaining == 0 => self.state = FileState::Done,
+                FileState::Start { path, offset } if self.sendfile.is_some() => {
+                    // Opened here rather than on the blocking pool: an open of a file
+                    // in the index is a few microseconds, a thread handoff more.
+                    let file = match std::fs::File::open(&**path) {
+                        Ok(f) => Arc::new(f),
+                        Err(e) => {
+                            self.state = FileState::Done;
+                            return Poll::Ready(Err(e));
+                        }
+                    };
+                    let offset = *offset;
+                    self.state = FileState::Sending { file, offset };
+                }
                 FileState::Start { path, offset } => {
                     let source = Source::Path(path.clone(), *offset);
                     self.start_read(source);
+                }
+                FileState::Sending { .. } if self.remaining == 0 => self.state = FileState::Done,
+                FileState::Sending { file, offset } => {
+                    let len = self.remaining.min(PLACEHOLDER_MAX as u64);
+                    let segment = Segment {
+                        file: file.clone(),
+                        offset: *offset,
+                        len,
+                    };
+                    *offset += len;
+                    self.remaining -= len;
+                    let segments = self.sendfile.as_ref().expect("set in sendfile mode");
+                    return Poll::Ready(Ok(Some(segments.push(segment))));
                 }
                 FileState::Reading(handle) => {
                     let result = ready!(Pin::new(handle).poll(cx)).map_err(io::Error::other);

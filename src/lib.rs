@@ -6,7 +6,8 @@
 //!   in memory, headers precomputed); path decoding and the rules for what is never served.
 //! - [`conditional`]: RFC 9110 preconditions and ranges.
 //! - [`service`]: the tower service that answers requests; [`observe`] records them
-//!   (access log, [`metrics`]); [`body`] is the response body.
+//!   (access log, [`metrics`]); [`body`] is the response body; [`sendfile`] sends large
+//!   files from the page cache without copying them through the server.
 //! - [`server`]: the accept loop, connection limits and timeouts ([`idle`]), graceful
 //!   shutdown; [`run`] is the entry point tests call with their own shutdown future.
 //! - [`signal`], [`logging`], [`healthcheck`]: what `main` wires up around [`run`].
@@ -21,6 +22,7 @@ pub mod memcpy;
 pub mod metrics;
 pub mod mime;
 pub mod observe;
+pub mod sendfile;
 pub mod server;
 pub mod service;
 pub mod signal;

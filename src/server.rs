@@ -5,22 +5,27 @@
 //! meanwhile carries `Connection: close`; then the listener closes, idle connections are
 //! closed and in-flight responses get up to the drain timeout to finish.
 
-use std::future::Future;
+use std::convert::Infallible;
+use std::future::{ready, Future, Ready};
 use std::pin::pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::header::{self, HeaderMap, HeaderValue};
+use http::{Request, Response};
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use crate::body::Body;
 use crate::config::Config;
 use crate::idle::{TimedIo, Timeouts};
 use crate::metrics::{self, Metrics};
 use crate::observe::{Observe, Recorder};
+use crate::sendfile::{Segments, SendfileIo};
 use crate::service::{Readiness, SiteService};
 use crate::site::Site;
 
@@ -124,8 +129,16 @@ pub async fn run(
             },
         };
         let _ = stream.set_nodelay(true);
-        let io = TokioIo::new(TimedIo::new(stream, timeouts));
-        let conn = graceful.watch(http.serve_connection(io, service.clone()));
+        let segments = Arc::new(Segments::default());
+        let io = TokioIo::new(TimedIo::new(
+            SendfileIo::new(stream, segments.clone()),
+            timeouts,
+        ));
+        let connection = Connection {
+            service: service.clone(),
+            segments,
+        };
+        let conn = graceful.watch(http.serve_connection(io, connection));
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
@@ -153,6 +166,25 @@ pub async fn run(
     }
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// One connection's service: the shared one, with file bodies sent by `sendfile` through
+/// this connection's [`SendfileIo`].
+struct Connection {
+    service: Observe<SiteService>,
+    segments: Arc<Segments>,
+}
+
+impl hyper::service::Service<Request<Incoming>> for Connection {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Ready<Result<Response<Body>, Infallible>>;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        let Ok(mut response) = self.service.call(req).into_inner();
+        response.body_mut().use_sendfile(&self.segments);
+        ready(Ok(response))
+    }
 }
 
 /// Headers on every response: `nosniff` (browsers must not reinterpret a file's type), then

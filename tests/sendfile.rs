@@ -1,0 +1,120 @@
+//! Files streamed from disk go out with sendfile(2) behind placeholder chunks (src/sendfile.rs).
+//! These run the real binary and check every byte: a placeholder sent as itself would be
+//! zeros, a segment out of step would shift or swap content.
+
+mod common;
+
+use common::*;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+/// Reads one response from a keep-alive connection: head, then exactly Content-Length bytes
+/// (none for HEAD).
+fn read_response(conn: &mut BufReader<TcpStream>, head_only: bool) -> Response {
+    let mut head = Vec::new();
+    loop {
+        let mut line = Vec::new();
+        conn.read_until(b'\n', &mut line).expect("read head");
+        assert!(!line.is_empty(), "connection closed inside a response head");
+        head.extend_from_slice(&line);
+        if line == b"\r\n" {
+            break;
+        }
+    }
+    let mut r = parse_response(&head).expect("a response head");
+    let len: usize = r.header("content-length").unwrap().parse().unwrap();
+    if !head_only {
+        r.body = vec![0; len];
+        conn.read_exact(&mut r.body).expect("the whole body");
+    }
+    r
+}
+
+#[test]
+fn pipelined_requests_mixing_disk_and_memory_files_get_every_byte() {
+    let site = tempfile::tempdir().unwrap();
+    let big = pattern((3 << 20) + 4097, 1);
+    let other = pattern((1 << 20) + 1, 2);
+    let text = pattern(5000, 3);
+    let text_gz = pattern(3000, 4);
+    write(site.path(), "big.bin", &big);
+    write(site.path(), "other.bin", &other);
+    write(site.path(), "notes.txt", &text);
+    write(site.path(), "notes.txt.gz", &text_gz);
+    write(site.path(), "small.css", b"body{}");
+    // Everything over 4 KiB streams from disk; small.css stays in memory.
+    let s = Server::start(site.path(), &["--cache-file-max", "4KiB"]);
+
+    let mut stream = TcpStream::connect(s.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let requests: [(&str, &str, &str); 7] = [
+        ("GET", "/big.bin", ""),
+        ("GET", "/small.css", ""),
+        ("GET", "/other.bin", "Range: bytes=1000-1048576\r\n"),
+        ("HEAD", "/big.bin", ""),
+        ("GET", "/notes.txt", "Accept-Encoding: gzip\r\n"),
+        ("GET", "/notes.txt", ""),
+        ("GET", "/other.bin", ""),
+    ];
+    // All at once: responses queue behind each other on the one connection.
+    let mut raw = String::new();
+    for (method, path, extra) in requests {
+        raw.push_str(&format!(
+            "{method} {path} HTTP/1.1\r\nHost: t\r\n{extra}\r\n"
+        ));
+    }
+    stream.write_all(raw.as_bytes()).unwrap();
+    let mut conn = BufReader::new(stream);
+
+    let expected: [(u16, &[u8]); 7] = [
+        (200, &big),
+        (200, b"body{}"),
+        (206, &other[1000..=1_048_576]),
+        (200, b""),
+        (200, &text_gz),
+        (200, &text),
+        (200, &other),
+    ];
+    for ((method, path, _), (status, body)) in requests.iter().zip(expected) {
+        let r = read_response(&mut conn, *method == "HEAD");
+        assert_eq!(r.status, status, "{method} {path}");
+        assert_eq!(r.body.len(), body.len(), "{method} {path}: length");
+        assert!(r.body == body, "{method} {path}: content differs");
+        if *method == "HEAD" {
+            assert_eq!(r.header("content-length"), Some(&*big.len().to_string()));
+        }
+    }
+}
+
+#[test]
+fn a_file_that_shrank_cuts_the_response_short_never_pads_it() {
+    let site = tempfile::tempdir().unwrap();
+    let big = pattern(3 << 20, 9);
+    write(site.path(), "big.bin", &big);
+    let s = Server::start(site.path(), &["--cache-file-max", "4KiB"]);
+    // Truncated in place after indexing: Content-Length still says 3 MiB.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(site.path().join("big.bin"))
+        .unwrap()
+        .set_len(1 << 20)
+        .unwrap();
+    let raw = send_raw(
+        s.addr,
+        b"GET /big.bin HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
+    let r = parse_response(&raw).unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-length"), Some("3145728"));
+    assert_eq!(
+        r.body.len(),
+        1 << 20,
+        "what the file still holds, then the cut"
+    );
+    assert!(r.body == big[..1 << 20]);
+    // The server itself carries on.
+    assert_eq!(s.get("/big.bin").status, 200);
+}
