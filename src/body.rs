@@ -4,9 +4,10 @@
 //! which is how the access log and metrics see the true end of a long download.
 
 use std::collections::VecDeque;
+use std::fs::File;
 use std::future::Future;
-use std::io::{self, Read, Seek, SeekFrom};
-use std::path::Path;
+use std::io;
+use std::os::unix::fs::FileExt;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
@@ -16,6 +17,7 @@ use http_body::{Frame, SizeHint};
 use tokio::task::JoinHandle;
 
 use crate::sendfile::{Segment, Segments, PLACEHOLDER_MAX};
+use crate::site::DiskFile;
 
 /// Size of each read from a streamed file. With one chunk read ahead and one being written,
 /// a download holds at most about three chunks (768 KiB). Measured on a 100 MB file: 64 KiB
@@ -58,10 +60,11 @@ impl Body {
         }
     }
 
-    /// `len` bytes of the file at `path` from `offset`, read in a background thread.
-    pub fn file(path: Arc<Path>, offset: u64, len: u64) -> Body {
+    /// `len` bytes of `disk` from `offset`: read in a background thread, or sent with
+    /// `sendfile` after [`Body::use_sendfile`].
+    pub fn file(disk: Arc<DiskFile>, offset: u64, len: u64) -> Body {
         Body {
-            kind: Kind::File(FileStream::new(path, offset, len)),
+            kind: Kind::File(FileStream::new(disk, offset, len)),
             sent: 0,
             on_complete: None,
         }
@@ -72,7 +75,8 @@ impl Body {
     /// [`crate::sendfile::SendfileIo`] may write the body afterwards.
     pub fn use_sendfile(&mut self, segments: &Arc<Segments>) {
         if let Kind::File(f) = &mut self.kind {
-            if matches!(f.state, FileState::Start { .. }) {
+            // Only before the first chunk: switching mid-body would reorder bytes.
+            if self.sent == 0 && f.reading.is_none() {
                 f.sendfile = Some(segments.clone());
             }
         }
@@ -145,9 +149,15 @@ impl http_body::Body for Body {
 }
 
 struct FileStream {
-    state: FileState,
+    disk: Arc<DiskFile>,
+    /// The open file: the index's, or opened by the first read.
+    file: Option<Arc<File>>,
+    /// Where the next chunk starts.
+    offset: u64,
     /// Bytes not yet handed to hyper.
     remaining: u64,
+    /// A read in flight on the blocking pool.
+    reading: Option<ReadTask>,
     /// Set when the connection sends files with `sendfile`: chunks are then placeholders.
     sendfile: Option<Arc<Segments>>,
     /// Buffers of earlier chunks, oldest first. Once hyper has written and dropped a
@@ -157,65 +167,48 @@ struct FileStream {
     spare: VecDeque<BytesMut>,
 }
 
+/// A chunk being read on the blocking pool: the (now open) file and the filled buffer.
+type ReadTask = JoinHandle<io::Result<(Arc<File>, BytesMut)>>;
+
 /// Buffers kept per download. Hyper may hold two chunks in its write queue while the next
 /// one is read, so three buffers usually leave one free to reuse.
 const SPARE: usize = 3;
 
-enum FileState {
-    Start {
-        path: Arc<Path>,
-        offset: u64,
-    },
-    /// A read on the blocking pool: it opens the file on the first call, and hands the file
-    /// back with the chunk so the next read can continue where it stopped.
-    Reading(JoinHandle<io::Result<(std::fs::File, BytesMut)>>),
-    /// Placeholder chunks for `sendfile`, next one from `offset`.
-    Sending {
-        file: Arc<std::fs::File>,
-        offset: u64,
-    },
-    Done,
-}
-
-/// Where the next chunk comes from.
-enum Source {
-    /// The first read: open this path and seek to this offset.
-    Path(Arc<Path>, u64),
-    /// Later reads: the open file, positioned after the last chunk.
-    File(std::fs::File),
-}
-
-/// Reads exactly `len` bytes from `source` into `buf`, off the runtime's threads. A file
-/// that has shrunk since it was indexed is an `UnexpectedEof` error: the response then ends
-/// with an error rather than a short body passed off as complete.
+/// Reads exactly `len` bytes at `offset` into `buf`, off the runtime's threads, opening the
+/// file first if it is not open yet. Positioned reads (`pread`), so one descriptor can serve
+/// many responses at once. A file that has shrunk since it was indexed is an
+/// `UnexpectedEof` error: the response then ends with an error rather than a short body
+/// passed off as complete.
 fn read_chunk(
-    source: Source,
+    disk: &Arc<DiskFile>,
+    file: Option<Arc<File>>,
+    offset: u64,
     len: u64,
     mut buf: BytesMut,
-) -> JoinHandle<io::Result<(std::fs::File, BytesMut)>> {
+) -> ReadTask {
+    let disk = disk.clone();
     tokio::task::spawn_blocking(move || {
-        let mut file = match source {
-            Source::File(f) => f,
-            Source::Path(path, offset) => {
-                let mut f = std::fs::File::open(&path)?;
-                f.seek(SeekFrom::Start(offset))?;
-                f
-            }
+        let file = match file {
+            Some(f) => f,
+            None => Arc::new(File::open(&*disk.path)?),
         };
-        // One `read_exact` of the whole chunk: `read_to_end` would start at 8 KiB and
-        // double, six reads per chunk.
+        // One read of the whole chunk: `read_to_end` would start at 8 KiB and double, six
+        // reads per chunk.
         buf.clear();
         buf.resize(len as usize, 0);
-        file.read_exact(&mut buf)?;
+        file.read_exact_at(&mut buf, offset)?;
         Ok((file, buf))
     })
 }
 
 impl FileStream {
-    fn new(path: Arc<Path>, offset: u64, len: u64) -> FileStream {
+    fn new(disk: Arc<DiskFile>, offset: u64, len: u64) -> FileStream {
         FileStream {
-            state: FileState::Start { path, offset },
+            file: disk.open.clone(),
+            disk,
+            offset,
             remaining: len,
+            reading: None,
             sendfile: None,
             spare: VecDeque::new(),
         }
@@ -223,7 +216,7 @@ impl FileStream {
 
     /// Starts reading the next chunk, into a spare buffer that no chunk points into any
     /// more if there is one, else into a new one.
-    fn start_read(&mut self, source: Source) {
+    fn start_read(&mut self) {
         let len = self.remaining.min(CHUNK);
         let free = self
             .spare
@@ -233,70 +226,71 @@ impl FileStream {
             Some(buf) => buf,
             None => BytesMut::with_capacity(len as usize),
         };
-        self.state = FileState::Reading(read_chunk(source, len, buf));
+        let file = self.file.clone();
+        self.reading = Some(read_chunk(&self.disk, file, self.offset, len, buf));
+    }
+
+    /// The next placeholder chunk, recorded in `segments` for the connection to send.
+    fn next_placeholder(&mut self, segments: &Segments) -> io::Result<Bytes> {
+        let file = match &self.file {
+            Some(f) => f.clone(),
+            None => {
+                // Opened here rather than on the blocking pool: an open is a few
+                // microseconds, a thread handoff more.
+                let f = Arc::new(File::open(&*self.disk.path)?);
+                self.file = Some(f.clone());
+                f
+            }
+        };
+        let len = self.remaining.min(PLACEHOLDER_MAX as u64);
+        let segment = Segment {
+            file,
+            offset: self.offset,
+            len,
+        };
+        self.offset += len;
+        self.remaining -= len;
+        Ok(segments.push(segment))
     }
 
     fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<Bytes>>> {
-        loop {
-            match &mut self.state {
-                FileState::Done => return Poll::Ready(Ok(None)),
-                FileState::Start { .. } if self.remaining == 0 => self.state = FileState::Done,
-                FileState::Start { path, offset } if self.sendfile.is_some() => {
-                    // Opened here rather than on the blocking pool: an open of a file
-                    // in the index is a few microseconds, a thread handoff more.
-                    let file = match std::fs::File::open(&**path) {
-                        Ok(f) => Arc::new(f),
-                        Err(e) => {
-                            self.state = FileState::Done;
-                            return Poll::Ready(Err(e));
-                        }
-                    };
-                    let offset = *offset;
-                    self.state = FileState::Sending { file, offset };
-                }
-                FileState::Start { path, offset } => {
-                    let source = Source::Path(path.clone(), *offset);
-                    self.start_read(source);
-                }
-                FileState::Sending { .. } if self.remaining == 0 => self.state = FileState::Done,
-                FileState::Sending { file, offset } => {
-                    let len = self.remaining.min(PLACEHOLDER_MAX as u64);
-                    let segment = Segment {
-                        file: file.clone(),
-                        offset: *offset,
-                        len,
-                    };
-                    *offset += len;
-                    self.remaining -= len;
-                    let segments = self.sendfile.as_ref().expect("set in sendfile mode");
-                    return Poll::Ready(Ok(Some(segments.push(segment))));
-                }
-                FileState::Reading(handle) => {
-                    let result = ready!(Pin::new(handle).poll(cx)).map_err(io::Error::other);
-                    let (file, mut filled) = match result.and_then(|r| r) {
-                        Ok(read) => read,
-                        Err(e) => {
-                            self.state = FileState::Done;
-                            return Poll::Ready(Err(e));
-                        }
-                    };
-                    let chunk = filled.split().freeze();
-                    if self.spare.len() == SPARE {
-                        self.spare.pop_front();
-                    }
-                    self.spare.push_back(filled);
-                    self.remaining -= chunk.len() as u64;
-                    // Read ahead: the next chunk comes off the disk while hyper writes
-                    // this one to the socket.
-                    if self.remaining > 0 {
-                        self.start_read(Source::File(file));
-                    } else {
-                        self.state = FileState::Done;
-                    }
-                    return Poll::Ready(Ok(Some(chunk)));
-                }
+        if let Some(segments) = self.sendfile.clone() {
+            if self.remaining == 0 {
+                return Poll::Ready(Ok(None));
             }
+            return Poll::Ready(self.next_placeholder(&segments).map(Some).inspect_err(|_| {
+                self.remaining = 0;
+            }));
         }
+        let Some(handle) = &mut self.reading else {
+            if self.remaining == 0 {
+                return Poll::Ready(Ok(None));
+            }
+            self.start_read();
+            return self.poll_chunk(cx);
+        };
+        let result = ready!(Pin::new(handle).poll(cx)).map_err(io::Error::other);
+        self.reading = None;
+        let (file, mut filled) = match result.and_then(|r| r) {
+            Ok(read) => read,
+            Err(e) => {
+                self.remaining = 0;
+                return Poll::Ready(Err(e));
+            }
+        };
+        self.file = Some(file);
+        let chunk = filled.split().freeze();
+        if self.spare.len() == SPARE {
+            self.spare.pop_front();
+        }
+        self.spare.push_back(filled);
+        self.offset += chunk.len() as u64;
+        self.remaining -= chunk.len() as u64;
+        // Read ahead: the next chunk comes off the disk while hyper writes this one.
+        if self.remaining > 0 {
+            self.start_read();
+        }
+        Poll::Ready(Ok(Some(chunk)))
     }
 }
 
@@ -312,11 +306,15 @@ mod tests {
         (0..len).map(|i| (i * 31 + i / 4093) as u8).collect()
     }
 
-    fn file_of(bytes: &[u8]) -> (tempfile::NamedTempFile, Arc<Path>) {
+    /// A temporary file with `bytes`, not kept open (opened by the first read).
+    fn file_of(bytes: &[u8]) -> (tempfile::NamedTempFile, Arc<DiskFile>) {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(bytes).unwrap();
-        let path: Arc<Path> = f.path().into();
-        (f, path)
+        let disk = DiskFile {
+            path: f.path().into(),
+            open: None,
+        };
+        (f, Arc::new(disk))
     }
 
     async fn next(body: &mut Body) -> Option<io::Result<Bytes>> {

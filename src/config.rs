@@ -139,7 +139,7 @@ const OPTS: [Opt; 18] = [
     Opt { flag: "max-header-size", env: "TINYSERVE_MAX_HEADER_SIZE", value: "SIZE", default: Some("16KiB"), help: "largest request head; larger ones get 431 (at least 8KiB)" },
     Opt { flag: "max-connections", env: "TINYSERVE_MAX_CONNECTIONS", value: "N", default: Some("10000"), help: "connections served at once; more wait in the accept queue" },
     Opt { flag: "cache-max", env: "TINYSERVE_CACHE_MAX", value: "SIZE", default: Some("64MiB"), help: "file content kept in memory in all; the rest is streamed from disk" },
-    Opt { flag: "cache-file-max", env: "TINYSERVE_CACHE_FILE_MAX", value: "SIZE", default: Some("2MiB"), help: "files larger than this are always streamed from disk" },
+    Opt { flag: "cache-file-max", env: "TINYSERVE_CACHE_FILE_MAX", value: "SIZE", default: Some("32KiB"), help: "larger files are sent from disk with sendfile(2), not kept in memory" },
     Opt { flag: "workers", env: "TINYSERVE_WORKERS", value: "N", default: None, help: "worker threads (default: the CPUs this process may use, cgroup quota included)" },
 ];
 
@@ -353,7 +353,7 @@ where
             .parse_with(parse_size, "a size like 64MiB")?
             .unwrap_or(0),
         cache_file_max: source(CACHE_FILE_MAX)
-            .parse_with(parse_size, "a size like 2MiB")?
+            .parse_with(parse_size, "a size like 32KiB")?
             .unwrap_or(0),
         workers,
     })))

@@ -212,7 +212,7 @@ impl Shared {
 fn body(v: &Variant, offset: u64, len: u64) -> Body {
     match &v.content {
         Content::Memory(bytes) => Body::full(bytes.slice(offset as usize..(offset + len) as usize)),
-        Content::Disk(path) => Body::file(path.clone(), offset, len),
+        Content::Disk(disk) => Body::file(disk.clone(), offset, len),
     }
 }
 

@@ -42,8 +42,35 @@ pub enum Encoding {
 pub enum Content {
     /// Read at startup; served without touching the disk.
     Memory(Bytes),
-    /// Too large for the memory budget; streamed from this path on each request.
-    Disk(Arc<Path>),
+    /// Too large for the memory budget; streamed from disk on each request.
+    Disk(Arc<DiskFile>),
+}
+
+/// How many large files stay open from startup: an eighth of the descriptor limit, at most
+/// 1024 (a container's usual limit of 1048576 gives 1024; a shell's 1024 gives 128). Past
+/// that, large files are opened per request, so a site with very many of them cannot take
+/// the descriptors connections need.
+pub fn keep_open_budget() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct it is given.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+    let soft = if ok { limit.rlim_cur } else { 1024 };
+    (soft / 8).min(1024) as usize
+}
+
+/// A file streamed from disk.
+#[derive(Debug)]
+pub struct DiskFile {
+    /// Where it is.
+    pub path: Arc<Path>,
+    /// The descriptor the ETag was computed through, for as many files as
+    /// [`keep_open_budget`] allows: no
+    /// open per request, and the bytes sent stay the ones the ETag describes even if the
+    /// path is replaced later.
+    pub open: Option<Arc<fs::File>>,
 }
 
 /// One representation of a file: the file itself or one of its precompressed sidecars.
@@ -143,6 +170,7 @@ impl Site {
             immutable: &config.immutable,
             memory_left: config.cache_max,
             file_max: config.cache_file_max,
+            open_left: keep_open_budget(),
             routes: HashMap::new(),
             visited: HashSet::new(),
             stats: Stats::default(),
@@ -328,6 +356,8 @@ struct Builder<'a> {
     immutable: &'a ImmutableRule,
     memory_left: u64,
     file_max: u64,
+    /// How many more large files may be kept open.
+    open_left: usize,
     routes: HashMap<Box<str>, Route>,
     /// Canonical directories already walked, so symlinked directories cannot loop.
     visited: HashSet<PathBuf>,
@@ -457,7 +487,18 @@ impl Builder<'_> {
                 )
             } else {
                 self.stats.disk_bytes += len;
-                (Content::Disk(path.clone().into()), hash_file(&path)?)
+                let (hash, file) = hash_file(&path)?;
+                let open = if self.open_left > 0 {
+                    self.open_left -= 1;
+                    Some(Arc::new(file))
+                } else {
+                    None
+                };
+                let disk = DiskFile {
+                    path: path.clone().into(),
+                    open,
+                };
+                (Content::Disk(Arc::new(disk)), hash)
             };
             let etag = forever(format!("\"{hash:032x}\""));
 
@@ -497,14 +538,15 @@ impl Builder<'_> {
     }
 }
 
-fn hash_file(path: &Path) -> io::Result<u128> {
+/// The content hash of the file at `path`, and the file, still open.
+fn hash_file(path: &Path) -> io::Result<(u128, fs::File)> {
     let mut hasher = xxhash_rust::xxh3::Xxh3::new();
     let mut file = fs::File::open(path)?;
     let mut buf = vec![0u8; 256 * 1024];
     loop {
         let n = file.read(&mut buf)?;
         if n == 0 {
-            return Ok(hasher.digest128());
+            return Ok((hasher.digest128(), file));
         }
         hasher.update(&buf[..n]);
     }

@@ -220,7 +220,7 @@ fn help_lists_every_option_with_env_and_default() {
         ("--max-header-size", "TINYSERVE_MAX_HEADER_SIZE", "16KiB"),
         ("--max-connections", "TINYSERVE_MAX_CONNECTIONS", "10000"),
         ("--cache-max", "TINYSERVE_CACHE_MAX", "64MiB"),
-        ("--cache-file-max", "TINYSERVE_CACHE_FILE_MAX", "2MiB"),
+        ("--cache-file-max", "TINYSERVE_CACHE_FILE_MAX", "32KiB"),
         ("--workers", "TINYSERVE_WORKERS", "unset"),
     ] {
         let block = help

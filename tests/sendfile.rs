@@ -118,3 +118,23 @@ fn a_file_that_shrank_cuts_the_response_short_never_pads_it() {
     // The server itself carries on.
     assert_eq!(s.get("/big.bin").status, 200);
 }
+
+#[test]
+fn a_replaced_file_keeps_serving_the_bytes_its_etag_describes() {
+    let site = tempfile::tempdir().unwrap();
+    let old = pattern(2 << 20, 5);
+    write(site.path(), "video.bin", &old);
+    let s = Server::start(site.path(), &["--cache-file-max", "4KiB"]);
+    let before = s.get("/video.bin");
+    // Replaced the way deploy tools do it: a new file renamed over the old path.
+    write(site.path(), "video.bin.new", &pattern(2 << 20, 6));
+    std::fs::rename(
+        site.path().join("video.bin.new"),
+        site.path().join("video.bin"),
+    )
+    .unwrap();
+    let after = s.get("/video.bin");
+    assert_eq!(after.status, 200);
+    assert_eq!(after.header("etag"), before.header("etag"));
+    assert!(after.body == old, "content no longer matches its ETag");
+}
