@@ -365,8 +365,8 @@ def versions(tools: Path) -> dict:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--duration", type=int, default=4, help="seconds per wrk run (default 4)")
-    ap.add_argument("--repeats", type=int, default=5, help="rounds per scenario (default 5)")
+    ap.add_argument("--duration", type=int, default=1, help="seconds per wrk run (default 1)")
+    ap.add_argument("--repeats", type=int, default=15, help="rounds per scenario (default 15)")
     ap.add_argument("--servers", default="nginx,lighttpd,sws,tinyserve")
     ap.add_argument("--server-cpu", type=int, default=0)
     ap.add_argument("--load-cpu", type=int, default=1)
