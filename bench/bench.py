@@ -289,18 +289,28 @@ def figure_getters() -> dict:
     return keys
 
 
-def round_ratios(results: dict, servers: list) -> dict:
-    """name -> key -> the ratio to nginx in each round (the two measured seconds apart)."""
-    if "nginx" not in results:
+def round_ratios(results: dict, servers: list, base: str = "nginx") -> dict:
+    """name -> key -> the ratio to `base` in each round (the two measured seconds apart)."""
+    if base not in results:
         return {}
     get = figure_getters()
     out = {}
     for name in servers:
         out[name] = {}
         for key in RATIO_KEYS:
-            pairs = zip(results[name], results["nginx"])
+            pairs = zip(results[name], results[base])
             out[name][key] = [get[key](a) / get[key](b) if get[key](b) else float("nan") for a, b in pairs]
     return out
+
+
+def versus_lighttpd(results: dict) -> list:
+    """tinyserve against lighttpd, the fastest peer: median and every per-round ratio."""
+    if "tinyserve" not in results or "lighttpd" not in results:
+        return []
+    ratios = round_ratios(results, ["tinyserve"], base="lighttpd")["tinyserve"]
+    parts = [f"{key.split('_')[0]} {median(r):.2f}× (" + " ".join(f"{x:.2f}" for x in r) + ")"
+             for key, r in ratios.items()]
+    return ["tinyserve ÷ lighttpd, median of per-round ratios (every round): " + "; ".join(parts), ""]
 
 
 def summarize(results: dict, servers: list) -> dict:
@@ -421,6 +431,7 @@ def main():
         "",
         *ratio_lines(round_ratios(results, servers), servers),
         "",
+        *versus_lighttpd(results),
         "Versions: " + "; ".join(f"{k}: {v}" for k, v in info.items() if k not in ("cpu", "kernel")),
         "",
         "Errors reported by wrk (should be empty): "

@@ -75,7 +75,7 @@ pub struct Config {
     pub max_connections: usize,
     /// Total bytes of file content kept in memory; the rest is streamed from disk.
     pub cache_max: u64,
-    /// Files larger than this are streamed from disk, never kept in memory.
+    /// Files larger than this are sent from disk (sendfile), never kept in memory.
     pub cache_file_max: u64,
     /// Runtime worker threads; `None` means the CPUs this process may use.
     pub workers: Option<usize>,
