@@ -1,7 +1,11 @@
-//! The response body: empty, bytes already in memory, or a file streamed from disk. One
-//! enum rather than a boxed trait object, so the common in-memory response allocates
-//! nothing. An optional hook runs when the body is dropped, with the bytes actually sent,
-//! which is how the access log and metrics see the true end of a long download.
+//! The response body: empty, bytes already in memory, or a file on disk. One enum rather
+//! than a boxed trait object, so the common in-memory response allocates nothing. An
+//! optional hook runs when the body is dropped, with the bytes actually sent, which is how
+//! the access log and metrics see the true end of a long download.
+//!
+//! A file body has two modes. On a server connection it yields placeholders that the
+//! connection sends with `sendfile` ([`crate::sendfile`]); anywhere else (the tower service
+//! used on its own) it reads the file in chunks on the blocking pool.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -19,10 +23,8 @@ use tokio::task::JoinHandle;
 use crate::sendfile::{Segment, Segments, PLACEHOLDER_MAX};
 use crate::site::DiskFile;
 
-/// Size of each read from a streamed file. With one chunk read ahead and one being written,
-/// a download holds at most about three chunks (768 KiB). Measured on a 100 MB file: 64 KiB
-/// reads through tokio::fs gave ~0.9 GB/s, 256 KiB with read-ahead ~1.2-1.5 GB/s, 512 KiB
-/// little more for twice the memory.
+/// Size of each read in the reading mode. With one chunk read ahead and one or two being
+/// written, a download holds at most about three chunks (768 KiB).
 const CHUNK: u64 = 256 * 1024;
 
 /// Called once when the body is dropped: bytes sent and whether the body was complete.
