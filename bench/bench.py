@@ -145,6 +145,18 @@ def threads(pid: int) -> int:
     return sum(proc_field(p, "Threads") for p in tree_pids(pid))
 
 
+def cpu_ms(pid: int) -> float:
+    """User plus system CPU time of a process tree so far, in milliseconds (every thread)."""
+    total = 0
+    for p in tree_pids(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total * 1000 / os.sysconf("SC_CLK_TCK")
+
+
 class Sampler(threading.Thread):
     """Peak RSS and thread count of a process tree while a load runs."""
 
@@ -169,12 +181,14 @@ def parse_latency(text: str, pct: str) -> float:
 
 def parse_wrk(text: str) -> dict:
     rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    count = re.search(r"(\d+) requests in", text)
     tr = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", text)
     mult = {"B": 1e-6, "KB": 1e-3, "MB": 1, "GB": 1e3}
     errors = re.search(r"Socket errors: (.*)", text)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
     return {
         "rps": float(rps.group(1)) if rps else 0.0,
+        "requests": int(count.group(1)) if count else 0,
         "mbps": float(tr.group(1)) * mult.get(tr.group(2), 1) if tr else 0.0,
         "p50_ms": parse_latency(text, "50"),
         "p99_ms": parse_latency(text, "99"),
@@ -212,14 +226,19 @@ def load(name, pid, port, scen, path, conns, args, raw: Path, rep: int) -> dict:
     """One wrk run against one server, sampling its RSS and threads meanwhile."""
     sampler = Sampler(pid)
     sampler.start()
+    cpu_before = cpu_ms(pid)
     out = subprocess.run(["taskset", "-c", str(args.load_cpu), "wrk", "-t1", f"-c{conns}",
                           f"-d{args.duration}s", "--latency", f"http://127.0.0.1:{port}{path}"],
                          capture_output=True, text=True, timeout=args.duration + 30).stdout
+    cpu = cpu_ms(pid) - cpu_before
     sampler.stop.set()
     sampler.join()
-    (raw / f"{name}-{scen}-r{rep}.txt").write_text(out)
+    (raw / f"{name}-{scen}-r{rep}.txt").write_text(out + f"server CPU: {cpu:.0f} ms\n")
     r = parse_wrk(out)
     r["peak_rss_kb"], r["peak_threads"] = sampler.peak_rss, sampler.peak_threads
+    # The server's own cost per response: unlike the rate, it does not depend on how fast
+    # the load generator is, and it moves much less with the machine's noise.
+    r["cpu_ms_per_1k"] = cpu * 1000 / r["requests"] if r["requests"] else float("nan")
     return r
 
 
@@ -276,6 +295,7 @@ def median(values):
 STARTS = 15
 
 RATIO_KEYS = ["150B_rps", "10KB_rps", "1MB_mbps", "100MB_mbps"]
+CPU_KEYS = ["150B_cpu_ms_per_1k", "10KB_cpu_ms_per_1k", "1MB_cpu_ms_per_1k"]
 
 
 def figure_getters() -> dict:
@@ -288,12 +308,12 @@ def figure_getters() -> dict:
         "100MB_mbps": lambda r: r["100MB"]["mbps"],
     }
     for scen, _, _ in SCENARIOS:
-        for m in ("rps", "mbps", "p50_ms", "p99_ms"):
+        for m in ("rps", "mbps", "p50_ms", "p99_ms", "cpu_ms_per_1k"):
             keys[f"{scen}_{m}"] = (lambda s, mm: lambda r: r[s][mm])(scen, m)
     return keys
 
 
-def round_ratios(results: dict, servers: list, base: str = "nginx") -> dict:
+def round_ratios(results: dict, servers: list, base: str = "nginx", keys=None) -> dict:
     """name -> key -> the ratio to `base` in each round (the two measured seconds apart)."""
     if base not in results:
         return {}
@@ -301,7 +321,7 @@ def round_ratios(results: dict, servers: list, base: str = "nginx") -> dict:
     out = {}
     for name in servers:
         out[name] = {}
-        for key in RATIO_KEYS:
+        for key in keys or RATIO_KEYS:
             pairs = zip(results[name], results[base])
             out[name][key] = [get[key](a) / get[key](b) if get[key](b) else float("nan") for a, b in pairs]
     return out
@@ -320,10 +340,23 @@ def versus_lighttpd(results: dict) -> list:
 def summarize(results: dict, servers: list) -> dict:
     keys = figure_getters()
     summary = {name: {k: median([f(r) for r in results[name]]) for k, f in keys.items()} for name in servers}
-    for name, by_key in round_ratios(results, servers).items():
+    for name, by_key in round_ratios(results, servers, keys=RATIO_KEYS + CPU_KEYS).items():
         for key, ratios in by_key.items():
             summary[name][f"{key}_ratio"] = median(ratios)
     return summary
+
+
+def cpu_table(summary: dict, servers: list) -> str:
+    """Server CPU per 1000 responses, with the median per-round ratio to nginx."""
+    lines = ["| server | 150 B | 10 KB | 1 MB |", "|---|---|---|---|"]
+    for n in servers:
+        s = summary[n]
+        cells = []
+        for key in CPU_KEYS:
+            r = s.get(f"{key}_ratio")
+            cells.append(f"{s[key]:.1f} ms" + ("" if r is None or r != r else f" ({r:.2f}×)"))
+        lines.append(f"| {n} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def table(summary: dict, servers: list) -> str:
@@ -436,6 +469,11 @@ def main():
         *ratio_lines(round_ratios(results, servers), servers),
         "",
         *versus_lighttpd(results),
+        "Server CPU (user + system, every thread and process) per 1000 responses, median of the "
+        "rounds; lower is better, ratios are medians of per-round ratios to nginx:",
+        "",
+        cpu_table(summary, servers),
+        "",
         "Versions: " + "; ".join(f"{k}: {v}" for k, v in info.items() if k not in ("cpu", "kernel")),
         "",
         "Errors reported by wrk (should be empty): "
