@@ -138,3 +138,47 @@ fn a_replaced_file_keeps_serving_the_bytes_its_etag_describes() {
     assert_eq!(after.header("etag"), before.header("etag"));
     assert!(after.body == old, "content no longer matches its ETag");
 }
+
+#[test]
+fn a_slow_reader_gets_every_byte_after_the_socket_fills() {
+    let site = tempfile::tempdir().unwrap();
+    let big = pattern(24 << 20, 11);
+    write(site.path(), "big.bin", &big);
+    let s = Server::start(site.path(), &[]);
+    let mut stream = TcpStream::connect(s.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(
+            b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\nGET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n",
+        )
+        .unwrap();
+    let mut conn = BufReader::new(stream);
+    // Reading in small bites with pauses keeps both socket buffers full, so sendfile keeps
+    // stopping part-way (EAGAIN) and has to resume at the right offset. (The pauses make
+    // back-pressure; they synchronise nothing.)
+    for _ in 0..2 {
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            conn.read_exact(&mut byte).unwrap();
+            head.push(byte[0]);
+        }
+        let r = parse_response(&head).unwrap();
+        assert_eq!(r.status, 200);
+        let mut body = vec![0u8; big.len()];
+        let mut got = 0;
+        let mut bites = 0;
+        while got < body.len() {
+            let end = (got + 256 * 1024).min(body.len());
+            conn.read_exact(&mut body[got..end]).unwrap();
+            got = end;
+            bites += 1;
+            if bites % 16 == 0 {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        assert!(body == big, "content differs after stalls");
+    }
+}
