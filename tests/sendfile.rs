@@ -182,3 +182,38 @@ fn a_slow_reader_gets_every_byte_after_the_socket_fills() {
         assert!(body == big, "content differs after stalls");
     }
 }
+
+#[test]
+fn a_client_that_stops_reading_mid_download_is_cut_off_at_the_idle_timeout() {
+    let site = tempfile::tempdir().unwrap();
+    let big = pattern(64 << 20, 12);
+    write(site.path(), "big.bin", &big);
+    let s = Server::start(site.path(), &["--idle-timeout", "1s"]);
+    let mut stream = TcpStream::connect(s.addr).unwrap();
+    stream
+        .write_all(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    // The stall under test: read nothing while the socket buffers fill and sendfile waits.
+    std::thread::sleep(Duration::from_millis(2500));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => {
+                panic!("connection still open after the idle timeout ({e}), {got} bytes read")
+            }
+        }
+    }
+    assert!(
+        got < big.len(),
+        "the whole body arrived: nothing was cut off"
+    );
+    // Only that connection: the server still answers.
+    assert_eq!(s.get("/big.bin").status, 200);
+}
