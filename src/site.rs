@@ -67,9 +67,8 @@ pub struct DiskFile {
     /// Where it is.
     pub path: Arc<Path>,
     /// The descriptor the ETag was computed through, for as many files as
-    /// [`keep_open_budget`] allows: no
-    /// open per request, and the bytes sent stay the ones the ETag describes even if the
-    /// path is replaced later.
+    /// [`keep_open_budget`] allows: no open per request, and the bytes sent stay the ones
+    /// the ETag describes even if the path is replaced later.
     pub open: Option<Arc<fs::File>>,
 }
 
@@ -171,6 +170,7 @@ impl Site {
             memory_left: config.cache_max,
             file_max: config.cache_file_max,
             open_left: keep_open_budget(),
+            hash_buf: Vec::new(),
             routes: HashMap::new(),
             visited: HashSet::new(),
             stats: Stats::default(),
@@ -358,6 +358,9 @@ struct Builder<'a> {
     file_max: u64,
     /// How many more large files may be kept open.
     open_left: usize,
+    /// Read buffer for hashing files left on disk, shared by all of them: since
+    /// `--cache-file-max` is small, a site may have many such files.
+    hash_buf: Vec<u8>,
     routes: HashMap<Box<str>, Route>,
     /// Canonical directories already walked, so symlinked directories cannot loop.
     visited: HashSet<PathBuf>,
@@ -487,7 +490,7 @@ impl Builder<'_> {
                 )
             } else {
                 self.stats.disk_bytes += len;
-                let (hash, file) = hash_file(&path)?;
+                let (hash, file) = hash_file(&path, &mut self.hash_buf)?;
                 let open = if self.open_left > 0 {
                     self.open_left -= 1;
                     Some(Arc::new(file))
@@ -538,13 +541,14 @@ impl Builder<'_> {
     }
 }
 
-/// The content hash of the file at `path`, and the file, still open.
-fn hash_file(path: &Path) -> io::Result<(u128, fs::File)> {
+/// The content hash of the file at `path`, and the file, still open. `buf` is scratch
+/// space, grown to 256 KiB on first use.
+fn hash_file(path: &Path, buf: &mut Vec<u8>) -> io::Result<(u128, fs::File)> {
     let mut hasher = xxhash_rust::xxh3::Xxh3::new();
     let mut file = fs::File::open(path)?;
-    let mut buf = vec![0u8; 256 * 1024];
+    buf.resize(256 * 1024, 0);
     loop {
-        let n = file.read(&mut buf)?;
+        let n = file.read(buf)?;
         if n == 0 {
             return Ok((hasher.digest128(), file));
         }
