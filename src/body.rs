@@ -20,8 +20,8 @@ use bytes::{Bytes, BytesMut};
 use http_body::{Frame, SizeHint};
 use tokio::task::JoinHandle;
 
+use crate::file_id::FileId;
 use crate::sendfile::{Segment, Segments, PLACEHOLDER_MAX};
-use crate::site::DiskFile;
 
 /// Size of each read in the reading mode. With one chunk read ahead and one or two being
 /// written, a download holds at most about three chunks (768 KiB).
@@ -62,11 +62,13 @@ impl Body {
         }
     }
 
-    /// `len` bytes of `disk` from `offset`: read in a background thread, or sent with
-    /// `sendfile` after [`Body::use_sendfile`].
-    pub fn file(disk: Arc<DiskFile>, offset: u64, len: u64) -> Body {
+    /// `len` bytes of `file` from `offset`: read in a background thread, or sent with
+    /// `sendfile` after [`Body::use_sendfile`]. The file must keep identity `id` until the
+    /// last byte is sent; if it changes, the body ends with an error (the connection is cut)
+    /// rather than mix two versions.
+    pub fn file(file: Arc<File>, id: FileId, offset: u64, len: u64) -> Body {
         Body {
-            kind: Kind::File(FileStream::new(disk, offset, len)),
+            kind: Kind::File(FileStream::new(file, id, offset, len)),
             sent: 0,
             on_complete: None,
         }
@@ -151,9 +153,9 @@ impl http_body::Body for Body {
 }
 
 struct FileStream {
-    disk: Arc<DiskFile>,
-    /// The open file: the index's, or opened by the first read.
-    file: Option<Arc<File>>,
+    file: Arc<File>,
+    /// The identity the file must keep.
+    id: FileId,
     /// Where the next chunk starts.
     offset: u64,
     /// Bytes not yet handed to hyper.
@@ -169,45 +171,37 @@ struct FileStream {
     spare: VecDeque<BytesMut>,
 }
 
-/// A chunk being read on the blocking pool: the (now open) file and the filled buffer.
-type ReadTask = JoinHandle<io::Result<(Arc<File>, BytesMut)>>;
+/// A chunk being read on the blocking pool: the filled buffer.
+type ReadTask = JoinHandle<io::Result<BytesMut>>;
 
 /// Buffers kept per download. Hyper may hold two chunks in its write queue while the next
 /// one is read, so three buffers usually leave one free to reuse.
 const SPARE: usize = 3;
 
-/// Reads exactly `len` bytes at `offset` into `buf`, off the runtime's threads, opening the
-/// file first if it is not open yet. Positioned reads (`pread`), so one descriptor can serve
-/// many responses at once. A file that has shrunk since it was indexed is an
-/// `UnexpectedEof` error: the response then ends with an error rather than a short body
-/// passed off as complete.
-fn read_chunk(
-    disk: &Arc<DiskFile>,
-    file: Option<Arc<File>>,
-    offset: u64,
-    len: u64,
-    mut buf: BytesMut,
-) -> ReadTask {
-    let disk = disk.clone();
+/// Reads exactly `len` bytes at `offset` into `buf`, off the runtime's threads.
+/// Positioned reads (`pread`), so one descriptor can serve many responses at once. A file
+/// that has shrunk is an `UnexpectedEof` error, one that changed otherwise is an error too:
+/// the response then ends with an error rather than a short or mixed body passed off as
+/// complete.
+fn read_chunk(file: Arc<File>, id: FileId, offset: u64, len: u64, mut buf: BytesMut) -> ReadTask {
     tokio::task::spawn_blocking(move || {
-        let file = match file {
-            Some(f) => f,
-            None => Arc::new(File::open(&*disk.path)?),
-        };
         // One read of the whole chunk: `read_to_end` would start at 8 KiB and double, six
         // reads per chunk.
         buf.clear();
         buf.resize(len as usize, 0);
         file.read_exact_at(&mut buf, offset)?;
-        Ok((file, buf))
+        if !id.same_bytes(&file)? {
+            return Err(FileId::changed());
+        }
+        Ok(buf)
     })
 }
 
 impl FileStream {
-    fn new(disk: Arc<DiskFile>, offset: u64, len: u64) -> FileStream {
+    fn new(file: Arc<File>, id: FileId, offset: u64, len: u64) -> FileStream {
         FileStream {
-            file: disk.open.clone(),
-            disk,
+            file,
+            id,
             offset,
             remaining: len,
             reading: None,
@@ -229,30 +223,21 @@ impl FileStream {
             None => BytesMut::with_capacity(len as usize),
         };
         let file = self.file.clone();
-        self.reading = Some(read_chunk(&self.disk, file, self.offset, len, buf));
+        self.reading = Some(read_chunk(file, self.id, self.offset, len, buf));
     }
 
     /// The next placeholder chunk, recorded in `segments` for the connection to send.
-    fn next_placeholder(&mut self, segments: &Segments) -> io::Result<Bytes> {
-        let file = match &self.file {
-            Some(f) => f.clone(),
-            None => {
-                // Opened here rather than on the blocking pool: an open is a few
-                // microseconds, a thread handoff more.
-                let f = Arc::new(File::open(&*self.disk.path)?);
-                self.file = Some(f.clone());
-                f
-            }
-        };
+    fn next_placeholder(&mut self, segments: &Segments) -> Bytes {
         let len = self.remaining.min(PLACEHOLDER_MAX as u64);
         let segment = Segment {
-            file,
+            file: self.file.clone(),
+            id: self.id,
             offset: self.offset,
             len,
         };
         self.offset += len;
         self.remaining -= len;
-        Ok(segments.push(segment))
+        segments.push(segment)
     }
 
     fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<Bytes>>> {
@@ -260,9 +245,7 @@ impl FileStream {
             if self.remaining == 0 {
                 return Poll::Ready(Ok(None));
             }
-            return Poll::Ready(self.next_placeholder(&segments).map(Some).inspect_err(|_| {
-                self.remaining = 0;
-            }));
+            return Poll::Ready(Ok(Some(self.next_placeholder(&segments))));
         }
         let Some(handle) = &mut self.reading else {
             if self.remaining == 0 {
@@ -273,14 +256,13 @@ impl FileStream {
         };
         let result = ready!(Pin::new(handle).poll(cx)).map_err(io::Error::other);
         self.reading = None;
-        let (file, mut filled) = match result.and_then(|r| r) {
+        let mut filled = match result.and_then(|r| r) {
             Ok(read) => read,
             Err(e) => {
                 self.remaining = 0;
                 return Poll::Ready(Err(e));
             }
         };
-        self.file = Some(file);
         let chunk = filled.split().freeze();
         if self.spare.len() == SPARE {
             self.spare.pop_front();
@@ -308,15 +290,13 @@ mod tests {
         (0..len).map(|i| (i * 31 + i / 4093) as u8).collect()
     }
 
-    /// A temporary file with `bytes`, not kept open (opened by the first read).
-    fn file_of(bytes: &[u8]) -> (tempfile::NamedTempFile, Arc<DiskFile>) {
+    /// A temporary file with `bytes`, open, and its identity.
+    fn file_of(bytes: &[u8]) -> (tempfile::NamedTempFile, Arc<File>, FileId) {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(bytes).unwrap();
-        let disk = DiskFile {
-            path: f.path().into(),
-            open: None,
-        };
-        (f, Arc::new(disk))
+        let file = File::open(f.path()).unwrap();
+        let id = FileId::of(&file.metadata().unwrap());
+        (f, Arc::new(file), id)
     }
 
     async fn next(body: &mut Body) -> Option<io::Result<Bytes>> {
@@ -327,8 +307,8 @@ mod tests {
     #[tokio::test]
     async fn chunks_held_by_the_writer_are_never_overwritten() {
         let data = pattern(9 * CHUNK as usize + 1234);
-        let (_f, path) = file_of(&data);
-        let mut body = Body::file(path, 100, data.len() as u64 - 100);
+        let (_f, file, id) = file_of(&data);
+        let mut body = Body::file(file, id, 100, data.len() as u64 - 100);
         // Keep every chunk alive, as a slow socket would: no buffer may be reused.
         let mut held = Vec::new();
         while let Some(chunk) = next(&mut body).await {
@@ -345,8 +325,8 @@ mod tests {
     #[tokio::test]
     async fn buffers_are_reused_once_chunks_are_dropped() {
         let data = pattern(12 * CHUNK as usize);
-        let (_f, path) = file_of(&data);
-        let mut body = Body::file(path, 0, data.len() as u64);
+        let (_f, file, id) = file_of(&data);
+        let mut body = Body::file(file, id, 0, data.len() as u64);
         let mut seen = Vec::new();
         let mut addresses = std::collections::HashSet::new();
         while let Some(chunk) = next(&mut body).await {
@@ -368,8 +348,8 @@ mod tests {
     #[tokio::test]
     async fn a_file_that_shrank_ends_with_an_error_not_a_short_body() {
         let data = pattern(3 * CHUNK as usize);
-        let (f, path) = file_of(&data);
-        let mut body = Body::file(path, 0, data.len() as u64 + 10);
+        let (f, file, id) = file_of(&data);
+        let mut body = Body::file(file, id, 0, data.len() as u64 + 10);
         let mut sent = 0;
         let err = loop {
             match next(&mut body).await {

@@ -23,8 +23,8 @@ pub enum Outcome {
 
 /// The validators of the representation the request is about.
 pub struct Validators<'a> {
-    /// Its strong ETag, quoted.
-    pub etag: &'a HeaderValue,
+    /// Its strong ETag, quoted; `None` while it is not known yet (only `*` then matches).
+    pub etag: Option<&'a HeaderValue>,
     /// Its modification time in whole seconds.
     pub last_modified: Option<SystemTime>,
     /// Its length.
@@ -33,7 +33,7 @@ pub struct Validators<'a> {
 
 /// Evaluates the preconditions and `Range` of a GET (`is_get`) or HEAD request.
 pub fn evaluate(headers: &HeaderMap, is_get: bool, v: &Validators) -> Outcome {
-    let etag = v.etag.as_bytes();
+    let etag = v.etag.map(HeaderValue::as_bytes);
     // Step 1 and 2: If-Match, else If-Unmodified-Since.
     if let Some(im) = headers.get(header::IF_MATCH) {
         if !etag_list_matches(im.as_bytes(), etag, true) {
@@ -84,10 +84,14 @@ fn date(headers: &HeaderMap, name: header::HeaderName) -> Option<SystemTime> {
 
 /// If-Range holds when its entity-tag strongly matches, or its date equals Last-Modified
 /// exactly (RFC 9110 §13.1.5). A weak tag never holds.
-fn if_range_holds(value: &HeaderValue, etag: &[u8], last_modified: Option<SystemTime>) -> bool {
+fn if_range_holds(
+    value: &HeaderValue,
+    etag: Option<&[u8]>,
+    last_modified: Option<SystemTime>,
+) -> bool {
     let bytes = value.as_bytes();
     if bytes.starts_with(b"\"") {
-        return bytes == etag;
+        return Some(bytes) == etag;
     }
     if bytes.starts_with(b"W/") {
         return false;
@@ -104,13 +108,17 @@ fn if_range_holds(value: &HeaderValue, etag: &[u8], last_modified: Option<System
     }
 }
 
-/// Whether an If-Match / If-None-Match list names `etag` (or is `*`). Strong comparison
-/// treats weak tags as never matching; weak comparison ignores the `W/` prefix.
-fn etag_list_matches(list: &[u8], etag: &[u8], strong: bool) -> bool {
+/// Whether an If-Match / If-None-Match list names `etag` (or is `*`, which any existing
+/// representation matches). Strong comparison treats weak tags as never matching; weak
+/// comparison ignores the `W/` prefix.
+fn etag_list_matches(list: &[u8], etag: Option<&[u8]>, strong: bool) -> bool {
     let trimmed = list.trim_ascii();
     if trimmed == b"*" {
         return true;
     }
+    let Some(etag) = etag else {
+        return false;
+    };
     let mut rest = trimmed;
     loop {
         rest = rest.trim_ascii_start();
@@ -226,7 +234,7 @@ mod tests {
 
     #[test]
     fn etag_lists() {
-        let e = b"\"abc\"";
+        let e = Some(&b"\"abc\""[..]);
         assert!(etag_list_matches(b"\"abc\"", e, true));
         assert!(etag_list_matches(b"\"x\", \"abc\"", e, true));
         assert!(etag_list_matches(b"W/\"abc\"", e, false));
@@ -235,5 +243,7 @@ mod tests {
         assert!(!etag_list_matches(b"\"ab\"", e, false));
         assert!(!etag_list_matches(b"abc", e, false));
         assert!(!etag_list_matches(b"\"abc", e, false));
+        assert!(etag_list_matches(b"*", None, true));
+        assert!(!etag_list_matches(b"\"abc\"", None, false));
     }
 }

@@ -79,6 +79,12 @@ pub struct Config {
     pub cache_file_max: u64,
     /// Runtime worker threads; `None` means the CPUs this process may use.
     pub workers: Option<usize>,
+    /// Request paths whose lookup is kept (found or not).
+    pub cache_entries: usize,
+    /// Large files kept open; `None` means an eighth of the descriptor limit, at most 1024.
+    pub cache_open_files: Option<usize>,
+    /// How changes to the site are noticed.
+    pub watch: crate::watch::Mode,
 }
 
 /// A configuration error: the message names the flag, its variable and the bad value.
@@ -120,9 +126,12 @@ const MAX_CONNECTIONS: usize = 14;
 const CACHE_MAX: usize = 15;
 const CACHE_FILE_MAX: usize = 16;
 const WORKERS: usize = 17;
+const CACHE_ENTRIES: usize = 18;
+const CACHE_OPEN_FILES: usize = 19;
+const WATCH: usize = 20;
 
 /// Every option, in the order `--help` lists them. The indices above point into it.
-const OPTS: [Opt; 18] = [
+const OPTS: [Opt; 21] = [
     Opt { flag: "root", env: "TINYSERVE_ROOT", value: "DIR", default: Some("static"), help: "folder to serve; must exist at startup" },
     Opt { flag: "listen", env: "TINYSERVE_LISTEN", value: "ADDR", default: Some("0.0.0.0:8080"), help: "address to bind; port 0 picks a free port" },
     Opt { flag: "shutdown-delay", env: "TINYSERVE_SHUTDOWN_DELAY", value: "DUR", default: Some("0s"), help: "after SIGTERM, keep serving (readiness failing) this long before closing the listener" },
@@ -141,6 +150,9 @@ const OPTS: [Opt; 18] = [
     Opt { flag: "cache-max", env: "TINYSERVE_CACHE_MAX", value: "SIZE", default: Some("64MiB"), help: "file content kept in memory in all; the rest is streamed from disk" },
     Opt { flag: "cache-file-max", env: "TINYSERVE_CACHE_FILE_MAX", value: "SIZE", default: Some("32KiB"), help: "larger files are sent from disk with sendfile(2), not kept in memory" },
     Opt { flag: "workers", env: "TINYSERVE_WORKERS", value: "N", default: None, help: "worker threads (default: the CPUs this process may use, cgroup quota included)" },
+    Opt { flag: "cache-entries", env: "TINYSERVE_CACHE_ENTRIES", value: "N", default: Some("32768"), help: "request paths whose lookup is kept, found or not (metadata: about 0.4 KiB each)" },
+    Opt { flag: "cache-open-files", env: "TINYSERVE_CACHE_OPEN_FILES", value: "N", default: None, help: "large files kept open for sendfile (default: an eighth of the descriptor limit, at most 1024)" },
+    Opt { flag: "watch", env: "TINYSERVE_WATCH", value: "auto|inotify|poll|off", default: Some("auto"), help: "how site changes are noticed: inotify, a stat at most every 0.5 s per file in use (poll; auto picks it on network file systems), or never (off)" },
 ];
 
 /// The `--help` text: every option with its variable and default.
@@ -356,6 +368,14 @@ where
             .parse_with(parse_size, "a size like 32KiB")?
             .unwrap_or(0),
         workers,
+        cache_entries: source(CACHE_ENTRIES)
+            .parse_with(parse_count, "a whole number, at least 1")?
+            .unwrap_or(1),
+        cache_open_files: source(CACHE_OPEN_FILES)
+            .parse_with(parse_count, "a whole number, at least 1")?,
+        watch: source(WATCH)
+            .parse_with(parse_watch, "'auto', 'inotify', 'poll' or 'off'")?
+            .unwrap_or(crate::watch::Mode::Auto),
     })))
 }
 
@@ -451,6 +471,13 @@ fn parse_switch(s: &str) -> Option<bool> {
         "off" | "false" | "0" | "no" => Some(false),
         _ => None,
     }
+}
+
+fn parse_watch(s: &str) -> Option<crate::watch::Mode> {
+    use crate::watch::Mode;
+    [Mode::Auto, Mode::Inotify, Mode::Poll, Mode::Off]
+        .into_iter()
+        .find(|m| m.name() == s)
 }
 
 fn parse_log_format(s: &str) -> Option<LogFormat> {

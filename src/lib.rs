@@ -2,9 +2,12 @@
 //!
 //! Map of the crate:
 //! - [`config`]: flags and environment variables into a validated [`Config`].
-//! - [`site`]: the index of the root, built once at startup (ETags from content, small files
-//!   in memory, headers precomputed); path decoding and the rules for what is never served.
-//! - [`conditional`]: RFC 9110 preconditions and ranges.
+//! - [`path`]: percent-decoding and the rule for what no servable path can be.
+//! - [`cache`]: what request paths name, loaded on first use ([`resolve`]), bounded by
+//!   [`sieve`] eviction orders, kept fresh by [`watch`]; ETags from content, checked against
+//!   each file's identity ([`file_id`]).
+//! - [`negotiate`] (`Accept-Encoding`), [`headers`] (dates, `Cache-Control` policy),
+//!   [`mime`], [`conditional`] (RFC 9110 preconditions and ranges).
 //! - [`service`]: the tower service that answers requests; [`observe`] records them
 //!   (access log, [`metrics`]); [`body`] is the response body; [`sendfile`] sends large
 //!   files from the page cache without copying them through the server.
@@ -13,20 +16,27 @@
 //! - [`signal`], [`logging`], [`healthcheck`]: what `main` wires up around [`run`].
 
 pub mod body;
+pub mod cache;
 pub mod conditional;
 pub mod config;
+pub mod file_id;
+pub mod headers;
 pub mod healthcheck;
 pub mod idle;
 pub mod logging;
 pub mod memcpy;
 pub mod metrics;
 pub mod mime;
+pub mod negotiate;
 pub mod observe;
+pub mod path;
+pub mod resolve;
 pub mod sendfile;
 pub mod server;
 pub mod service;
+pub mod sieve;
 pub mod signal;
-pub mod site;
+pub mod watch;
 
 pub use config::Config;
 pub use server::run;

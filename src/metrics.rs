@@ -18,6 +18,7 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
 use crate::body::Body;
+use crate::cache::Cache;
 
 const METHODS: [&str; 3] = ["GET", "HEAD", "OTHER"];
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
@@ -36,11 +37,76 @@ pub struct Metrics {
     in_flight: Gauge,
     /// Seconds from request head to the end of the response body.
     duration: Histogram,
+    /// The file cache, whose figures are read at each scrape.
+    cache: Option<(Arc<Cache>, CacheMetrics)>,
+}
+
+/// The file cache's figures, copied from [`crate::cache::Stats`] at each scrape.
+struct CacheMetrics {
+    entries: Gauge,
+    memory_bytes: Gauge,
+    open_files: Gauge,
+    hits: Counter,
+    misses: Counter,
+    revalidations: Counter,
+    evictions: Counter,
+}
+
+impl CacheMetrics {
+    fn register(registry: &mut Registry) -> CacheMetrics {
+        let mut gauge = |name, help| {
+            let g = Gauge::default();
+            registry.register(name, help, g.clone());
+            g
+        };
+        let entries = gauge("cache_entries", "Request paths whose lookup is kept");
+        let memory_bytes = gauge(
+            "cache_memory_bytes",
+            "File content bytes kept in memory (bounded by --cache-max)",
+        );
+        let open_files = gauge("cache_open_files", "Large files kept open");
+        let mut counter = |name, help| {
+            let c = Counter::default();
+            registry.register(name, help, c.clone());
+            c
+        };
+        CacheMetrics {
+            entries,
+            memory_bytes,
+            open_files,
+            hits: counter("cache_hits", "Lookups answered from the cache"),
+            misses: counter("cache_misses", "Lookups that went to the file system"),
+            revalidations: counter(
+                "cache_revalidations",
+                "Kept entries checked again after a possible change",
+            ),
+            evictions: counter(
+                "cache_evictions",
+                "Entries, contents or descriptors dropped to stay within a budget",
+            ),
+        }
+    }
+
+    fn update(&self, cache: &Cache) {
+        let s = cache.stats();
+        self.entries.set(s.entries as i64);
+        self.memory_bytes.set(s.memory_bytes as i64);
+        self.open_files.set(s.open_files as i64);
+        for (counter, now) in [
+            (&self.hits, s.hits),
+            (&self.misses, s.misses),
+            (&self.revalidations, s.revalidations),
+            (&self.evictions, s.evictions),
+        ] {
+            counter.inc_by(now.saturating_sub(counter.get()));
+        }
+    }
 }
 
 impl Metrics {
-    /// Registers every metric, including `tinyserve_build_info`.
-    pub fn new() -> Metrics {
+    /// Registers every metric, including `tinyserve_build_info` and, given a cache, its
+    /// figures.
+    pub fn new(cache: Option<Arc<Cache>>) -> Metrics {
         let mut registry = Registry::with_prefix("tinyserve");
         let requests_family = Family::<Labels, Counter>::default();
         registry.register(
@@ -88,12 +154,14 @@ impl Metrics {
             "Version and git commit of the running binary",
             build_info,
         );
+        let cache = cache.map(|c| (c, CacheMetrics::register(&mut registry)));
         Metrics {
             registry,
             requests,
             bytes,
             in_flight,
             duration,
+            cache,
         }
     }
 
@@ -118,6 +186,9 @@ impl Metrics {
 
     /// The OpenMetrics text exposition.
     pub fn render(&self) -> String {
+        if let Some((cache, m)) = &self.cache {
+            m.update(cache);
+        }
         let mut out = String::new();
         encode(&mut out, &self.registry).expect("writing to a String cannot fail");
         out
@@ -126,7 +197,7 @@ impl Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        Metrics::new()
+        Metrics::new(None)
     }
 }
 

@@ -25,6 +25,8 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 
+use crate::file_id::FileId;
+
 /// Largest placeholder chunk.
 pub const PLACEHOLDER_MAX: usize = 1 << 20;
 
@@ -47,6 +49,9 @@ fn is_placeholder(slice: &[u8]) -> bool {
 pub struct Segment {
     /// The open file, shared by the chunks of one response.
     pub file: Arc<File>,
+    /// The identity it must keep: checked after every `sendfile`, so a file rewritten in
+    /// place cuts the response instead of mixing versions under one ETag.
+    pub id: FileId,
     /// Where the next byte to send is.
     pub offset: u64,
     /// Bytes left to send.
@@ -99,6 +104,11 @@ impl SendfileIo {
             return Poll::Ready(Err(io::Error::other("placeholder without a file segment")));
         };
         let count = (segment.len as usize).min(max);
+        // Checked before each send as well as after: a file rewritten in place while the
+        // socket was full must not have its new bytes sent under the old headers.
+        if !segment.id.same_bytes(&segment.file)? {
+            return Poll::Ready(Err(FileId::changed()));
+        }
         loop {
             ready!(self.stream.poll_write_ready(cx))?;
             let socket = self.stream.as_raw_fd();
@@ -118,10 +128,13 @@ impl SendfileIo {
             match sent {
                 Ok(0) => {
                     // The file ends before the length announced in Content-Length: it
-                    // shrank since it was indexed. Cut the connection, never pad.
+                    // shrank since it was looked up. Cut the connection, never pad.
                     return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()));
                 }
                 Ok(n) => {
+                    if !segment.id.same_bytes(&segment.file)? {
+                        return Poll::Ready(Err(FileId::changed()));
+                    }
                     segment.offset += n as u64;
                     segment.len -= n as u64;
                     if segment.len == 0 {

@@ -21,20 +21,22 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::body::Body;
+use crate::cache::{self, Cache, Limits};
 use crate::config::Config;
 use crate::idle::{TimedIo, Timeouts};
 use crate::metrics::{self, Metrics};
 use crate::observe::{Observe, Recorder};
 use crate::sendfile::{Segments, SendfileIo};
 use crate::service::{Readiness, SiteService};
-use crate::site::Site;
+use crate::watch::Watch;
 
 /// Any fatal error after startup checks: printed once by `main`, exit code 1.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// Serves the configured root on `listener` until `shutdown` completes, then drains.
 ///
-/// Builds the site index first, then prints the line `listening on <addr>`.
+/// Reads nothing of the site before it prints the line `listening on <addr>`: files are
+/// looked up as they are asked for, so start-up does not grow with the site.
 pub async fn run(
     listener: TcpListener,
     config: Config,
@@ -42,13 +44,25 @@ pub async fn run(
 ) -> Result<(), Error> {
     let started = Instant::now();
     let common = common_headers(&config);
-    let site = Site::load(&config, &common).map_err(|e| {
+    // The one check of the site before serving: the root can be listed (a folder the
+    // server's user cannot read would otherwise show up as 404s only).
+    std::fs::read_dir(&config.root).map_err(|e| {
         format!(
-            "cannot index --root {:?}: {e}",
+            "cannot read --root {:?} (TINYSERVE_ROOT): {e}",
             config.root.display().to_string()
         )
     })?;
-    let stats = site.stats;
+    let (watch, watch_reason) = Watch::start(&config.root, config.watch);
+    let limits = Limits {
+        memory: config.cache_max,
+        file_max: config.cache_file_max,
+        entries: config.cache_entries,
+        open_files: config
+            .cache_open_files
+            .unwrap_or_else(cache::default_open_files),
+    };
+    let watch_mode = watch.mode();
+    let cache = Cache::new(&config, limits, watch);
 
     let metrics = match config.metrics_listen {
         None => None,
@@ -56,7 +70,7 @@ pub async fn run(
             let l = TcpListener::bind(addr).await.map_err(|e| {
                 format!("cannot listen on {addr} (--metrics-listen, TINYSERVE_METRICS_LISTEN): {e}")
             })?;
-            Some((l, Arc::new(Metrics::new())))
+            Some((l, Arc::new(Metrics::new(Some(cache.clone())))))
         }
     };
 
@@ -65,15 +79,19 @@ pub async fn run(
         metrics: metrics.as_ref().map(|(_, m)| m.clone()),
         access_log: config.access_log,
     });
-    let service = Observe::new(SiteService::new(site, readiness.clone(), common), recorder);
+    let service = Observe::new(
+        SiteService::new(cache, readiness.clone(), common, config.fallback.clone()),
+        recorder,
+    );
 
     let addr = listener.local_addr()?;
     tracing::info!(
         root = %config.root.display(),
-        files = stats.files,
-        memory_bytes = stats.memory_bytes,
-        disk_bytes = stats.disk_bytes,
-        skipped = stats.skipped,
+        watch = watch_mode.name(),
+        watch_reason = %watch_reason,
+        cache_max = limits.memory,
+        cache_entries = limits.entries,
+        cache_open_files = limits.open_files,
         startup_us = started.elapsed().as_micros() as u64,
         "listening on {addr}"
     );
@@ -196,11 +214,7 @@ pub fn common_headers(config: &Config) -> HeaderMap {
         HeaderValue::from_static("nosniff"),
     );
     for (name, value) in &config.headers {
-        let value = match value.to_str() {
-            Ok(v) => crate::site::forever(v.to_string()),
-            Err(_) => value.clone(),
-        };
-        h.insert(name.clone(), value);
+        h.insert(name.clone(), crate::headers::forever(value));
     }
     h
 }

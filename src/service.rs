@@ -1,6 +1,6 @@
 //! The tower service that answers every request on the public listener: health and
-//! readiness, then files from the [`Site`] index. It never waits on anything, so its
-//! future is always ready; streaming a large file happens later, inside the body.
+//! readiness, then files from the [`Cache`]. It never waits on anything, so its future is
+//! always ready; streaming a large file happens later, inside the body.
 
 use std::convert::Infallible;
 use std::future::{ready, Ready};
@@ -13,8 +13,10 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 
 use crate::body::Body;
+use crate::cache::{Asset, Cache, Content, Found};
 use crate::conditional::{self, Outcome, Validators};
-use crate::site::{Asset, Content, Lookup, Route, Site, Variant};
+use crate::negotiate;
+use crate::path::{self, Checked};
 
 /// Whether the server still takes traffic. Flipped once, on the first shutdown signal.
 #[derive(Debug, Default)]
@@ -41,20 +43,32 @@ pub struct SiteService {
 }
 
 struct Shared {
-    site: Site,
+    cache: Arc<Cache>,
     readiness: Arc<Readiness>,
     /// `X-Content-Type-Options` and the configured extra headers: on every response.
     common: HeaderMap,
+    /// The `--fallback` file's path, answering unknown paths with 200.
+    fallback: Option<String>,
 }
 
+/// Headers a file response may add to the common ones; reserved up front so building a
+/// response's headers never grows the map.
+const FILE_HEADERS: usize = 8;
+
 impl SiteService {
-    /// A service answering from `site`, reporting readiness from `readiness`.
-    pub fn new(site: Site, readiness: Arc<Readiness>, common: HeaderMap) -> SiteService {
+    /// A service answering from `cache`, reporting readiness from `readiness`.
+    pub fn new(
+        cache: Arc<Cache>,
+        readiness: Arc<Readiness>,
+        common: HeaderMap,
+        fallback: Option<String>,
+    ) -> SiteService {
         SiteService {
             shared: Arc::new(Shared {
-                site,
+                cache,
                 readiness,
                 common,
+                fallback: fallback.map(|f| format!("/{f}")),
             }),
         }
     }
@@ -100,11 +114,33 @@ impl SiteService {
 }
 
 impl Shared {
-    fn file<B>(&self, req: &Request<B>, path: &str, is_get: bool) -> Response<Body> {
-        match self.site.lookup(path) {
-            Lookup::Found(Route::Asset(asset)) => self.asset(req, asset, is_get),
-            Lookup::Found(Route::Redirect) => {
-                let mut location = format!("{path}/");
+    fn file<B>(&self, req: &Request<B>, raw_path: &str, is_get: bool) -> Response<Body> {
+        let path = match path::check(raw_path) {
+            Checked::Path(p) => p,
+            Checked::Forbidden => return self.not_found(),
+            Checked::BadRequest => return self.text(StatusCode::BAD_REQUEST, "bad request\n"),
+        };
+        // A file that changed between its lookup and its reading is looked up once more.
+        for _ in 0..2 {
+            if let Some(response) = self.found(req, raw_path, &path, is_get) {
+                return response;
+            }
+        }
+        self.busy()
+    }
+
+    /// The response for what `path` names now; `None` if its file changed meanwhile.
+    fn found<B>(
+        &self,
+        req: &Request<B>,
+        raw_path: &str,
+        path: &str,
+        is_get: bool,
+    ) -> Option<Response<Body>> {
+        Some(match self.cache.lookup(path) {
+            Found::File(asset) => return self.asset(req, &asset, is_get),
+            Found::Redirect => {
+                let mut location = format!("{raw_path}/");
                 if let Some(q) = req.uri().query() {
                     location.push('?');
                     location.push_str(q);
@@ -116,75 +152,140 @@ impl Shared {
                 }
                 r
             }
-            Lookup::NotFound => match &self.site.fallback {
-                Some(fallback) => self.asset(req, fallback, is_get),
-                None => self.not_found(),
+            Found::Missing => match self.fallback.as_deref().map(|f| self.cache.lookup(f)) {
+                Some(Found::File(fallback)) => return self.asset(req, &fallback, is_get),
+                _ => self.not_found(),
             },
-            Lookup::Forbidden => self.not_found(),
-            Lookup::BadRequest => self.text(StatusCode::BAD_REQUEST, "bad request\n"),
-        }
+        })
     }
 
-    fn asset<B>(&self, req: &Request<B>, asset: &Asset, is_get: bool) -> Response<Body> {
-        let variant = asset.negotiate(req.headers().get(header::ACCEPT_ENCODING));
-        let validators = Validators {
-            etag: &variant.etag,
-            last_modified: asset.last_modified,
-            len: variant.len,
+    /// The response for `asset`; `None` if its file changed since it was looked up.
+    fn asset<B>(
+        &self,
+        req: &Request<B>,
+        asset: &Arc<Asset>,
+        is_get: bool,
+    ) -> Option<Response<Body>> {
+        let accept = req
+            .headers()
+            .get(header::ACCEPT_ENCODING)
+            .and_then(|v| v.to_str().ok());
+        let sidecars = &asset.variants[1..];
+        let index = if sidecars.is_empty() {
+            0
+        } else {
+            negotiate::choose(sidecars.iter().map(|v| v.encoding), accept).map_or(0, |i| i + 1)
         };
-        match conditional::evaluate(req.headers(), is_get, &validators) {
-            Outcome::Full => respond(
-                StatusCode::OK,
-                variant.headers.clone(),
-                body(variant, 0, variant.len),
-            ),
-            Outcome::Partial(range) => {
-                let mut headers = variant.headers.clone();
-                let content_range =
-                    format!("bytes {}-{}/{}", range.start, range.end - 1, variant.len);
-                headers.insert(
-                    header::CONTENT_RANGE,
-                    HeaderValue::try_from(content_range).expect("digits"),
-                );
-                respond(
-                    StatusCode::PARTIAL_CONTENT,
-                    headers,
-                    body(variant, range.start, range.end - range.start),
-                )
+        let variant = &asset.variants[index];
+        let validators = Validators {
+            etag: variant.etag.as_ref(),
+            last_modified: asset.last_modified.as_ref().map(|(t, _)| *t),
+            len: variant.len(),
+        };
+        let (status, range) = match conditional::evaluate(req.headers(), is_get, &validators) {
+            Outcome::Full => (StatusCode::OK, 0..variant.len()),
+            Outcome::Partial(range) => (StatusCode::PARTIAL_CONTENT, range),
+            Outcome::NotModified => {
+                let headers = self.validator_headers(asset, index);
+                return Some(respond(StatusCode::NOT_MODIFIED, headers, Body::empty()));
             }
-            Outcome::NotModified => respond(
-                StatusCode::NOT_MODIFIED,
-                variant.not_modified.clone(),
-                Body::empty(),
-            ),
             Outcome::PreconditionFailed => {
-                self.text(StatusCode::PRECONDITION_FAILED, "precondition failed\n")
+                return Some(self.text(StatusCode::PRECONDITION_FAILED, "precondition failed\n"))
             }
             Outcome::RangeNotSatisfiable => {
                 let mut r = self.text(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable\n");
-                let content_range = format!("bytes */{}", variant.len);
+                let content_range = format!("bytes */{}", variant.len());
                 r.headers_mut().insert(
                     header::CONTENT_RANGE,
                     HeaderValue::try_from(content_range).expect("digits"),
                 );
-                r
+                return Some(r);
+            }
+        };
+        let body = self.body(asset, index, range.start, range.end - range.start)?;
+        let mut headers = self.validator_headers(asset, index);
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(asset.content_type),
+        );
+        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        if let Some(coding) = variant.encoding.token() {
+            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding));
+        }
+        if status == StatusCode::OK {
+            return Some(respond(status, headers, body));
+        }
+        let content_range = format!("bytes {}-{}/{}", range.start, range.end - 1, variant.len());
+        headers.insert(
+            header::CONTENT_RANGE,
+            HeaderValue::try_from(content_range).expect("digits"),
+        );
+        Some(respond(status, headers, body))
+    }
+
+    /// `len` bytes from `offset` of the representation, or `None` if its file changed since
+    /// it was looked up (the cache forgets it, and the next request sees the new file).
+    fn body(&self, asset: &Asset, variant: usize, offset: u64, len: u64) -> Option<Body> {
+        match self.cache.content(asset, variant) {
+            Ok(Content::Memory(bytes)) => Some(Body::full(
+                bytes.slice(offset as usize..(offset + len) as usize),
+            )),
+            Ok(Content::File(file, id)) => Some(Body::file(file, id, offset, len)),
+            Err(_) => {
+                self.cache.forget(&asset.key);
+                None
             }
         }
     }
 
+    /// The headers a 304 carries (RFC 9110 §15.4.5: those a 200 would have had that caches
+    /// use), which a 200 or 206 then extends.
+    fn validator_headers(&self, asset: &Asset, variant: usize) -> HeaderMap {
+        let mut h = HeaderMap::with_capacity(self.common.len() + FILE_HEADERS);
+        for (name, value) in &self.common {
+            h.append(name.clone(), value.clone());
+        }
+        if let Some(etag) = &asset.variants[variant].etag {
+            h.insert(header::ETAG, etag.clone());
+        }
+        h.insert(header::CACHE_CONTROL, asset.cache_control.clone());
+        if let Some((_, lm)) = &asset.last_modified {
+            h.insert(header::LAST_MODIFIED, lm.clone());
+        }
+        if asset.variants.len() > 1 {
+            h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+        }
+        h
+    }
+
     /// 404 with `404.html` when the site has one.
     fn not_found(&self) -> Response<Body> {
-        let Some(page) = &self.site.not_found_page else {
+        let Found::File(page) = self.cache.lookup("/404.html") else {
             return self.text(StatusCode::NOT_FOUND, "not found\n");
         };
-        let v = &page.variants[0];
+        let Some(body) = self.body(&page, 0, 0, page.variants[0].len()) else {
+            return self.text(StatusCode::NOT_FOUND, "not found\n");
+        };
         let mut headers = self.common.clone();
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/html; charset=utf-8"),
         );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        respond(StatusCode::NOT_FOUND, headers, body(v, 0, v.len))
+        respond(StatusCode::NOT_FOUND, headers, body)
+    }
+
+    /// A file that changed while being read: the client may simply ask again.
+    fn busy(&self) -> Response<Body> {
+        let mut r = self.text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "file changed while being read; try again\n",
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        r.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        r
     }
 
     fn text(&self, status: StatusCode, text: &'static str) -> Response<Body> {
@@ -206,13 +307,6 @@ impl Shared {
         r.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         r
-    }
-}
-
-fn body(v: &Variant, offset: u64, len: u64) -> Body {
-    match &v.content {
-        Content::Memory(bytes) => Body::full(bytes.slice(offset as usize..(offset + len) as usize)),
-        Content::Disk(disk) => Body::file(disk.clone(), offset, len),
     }
 }
 

@@ -5,14 +5,6 @@ mod common;
 use common::*;
 use std::time::{Duration, Instant};
 
-fn metric(text: &str, name_and_labels: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(name_and_labels))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("{name_and_labels} not in:\n{text}"))
-}
-
 #[test]
 fn metrics_count_requests_only_on_the_metrics_port() {
     let site = demo_site();

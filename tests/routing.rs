@@ -7,11 +7,12 @@ use std::sync::Arc;
 
 use http::{Method, Request, StatusCode};
 use http_body::Body as _;
+use tinyserve::cache::{Cache, Limits};
 use tinyserve::config::{self, Command};
 use tinyserve::metrics::Metrics;
 use tinyserve::observe::{Observe, Recorder};
 use tinyserve::service::{Readiness, SiteService};
-use tinyserve::site::Site;
+use tinyserve::watch::Watch;
 use tower::ServiceExt;
 
 fn service(root: &std::path::Path) -> (SiteService, Arc<Readiness>) {
@@ -20,9 +21,17 @@ fn service(root: &std::path::Path) -> (SiteService, Arc<Readiness>) {
         panic!("expected a serve configuration")
     };
     let common = tinyserve::server::common_headers(&config);
-    let site = Site::load(&config, &common).unwrap();
+    let (watch, _) = Watch::start(&config.root, config.watch);
+    let limits = Limits {
+        memory: config.cache_max,
+        file_max: config.cache_file_max,
+        entries: config.cache_entries,
+        open_files: 16,
+    };
+    let cache = Cache::new(&config, limits, watch);
     let readiness = Arc::new(Readiness::default());
-    (SiteService::new(site, readiness.clone(), common), readiness)
+    let service = SiteService::new(cache, readiness.clone(), common, config.fallback.clone());
+    (service, readiness)
 }
 
 fn req(method: Method, uri: &str) -> Request<()> {
@@ -83,7 +92,7 @@ async fn draining_fails_readiness_and_closes_connections() {
 async fn the_observe_layer_counts_when_the_body_is_dropped() {
     let site = common::demo_site();
     let (svc, _) = service(site.path());
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::new(None));
     let recorder = Arc::new(Recorder {
         metrics: Some(metrics.clone()),
         access_log: false,

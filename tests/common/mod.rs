@@ -268,3 +268,34 @@ pub fn demo_site() -> tempfile::TempDir {
     }
     dir
 }
+
+/// Reads one response from a keep-alive connection: head, then exactly Content-Length bytes
+/// (none for HEAD).
+pub fn read_response(conn: &mut BufReader<TcpStream>, head_only: bool) -> Response {
+    let mut head = Vec::new();
+    loop {
+        let mut line = Vec::new();
+        conn.read_until(b'\n', &mut line).expect("read head");
+        assert!(!line.is_empty(), "connection closed inside a response head");
+        head.extend_from_slice(&line);
+        if line == b"\r\n" {
+            break;
+        }
+    }
+    let mut r = parse_response(&head).expect("a response head");
+    let len: usize = r.header("content-length").unwrap().parse().unwrap();
+    if !head_only {
+        r.body = vec![0; len];
+        conn.read_exact(&mut r.body).expect("the whole body");
+    }
+    r
+}
+
+/// The value of the first metric line starting with `name_and_labels`.
+pub fn metric(text: &str, name_and_labels: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name_and_labels))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{name_and_labels} not in:\n{text}"))
+}
