@@ -11,6 +11,7 @@ installs the servers and builds tinyserve.
 """
 
 import argparse
+import large_site
 import datetime
 import json
 import os
@@ -68,7 +69,7 @@ http {{
   tcp_nodelay on;
   keepalive_requests 1000000;
   keepalive_timeout 60s;
-  open_file_cache max=1000 inactive=60s;
+  open_file_cache max=16000 inactive=60s;
   open_file_cache_valid 60s;
   client_body_temp_path {nginx_dir}/body;
   proxy_temp_path {nginx_dir}/proxy;
@@ -222,13 +223,15 @@ def start_to_ready(argv, ready_path, port, args) -> float:
         stop(proc)
 
 
-def load(name, pid, port, scen, path, conns, args, raw: Path, rep: int) -> dict:
-    """One wrk run against one server, sampling its RSS and threads meanwhile."""
+def load(name, pid, port, scen, path, conns, args, raw: Path, rep: int, script: str = None) -> dict:
+    """One wrk run against one server, sampling its RSS and threads meanwhile; `script`
+    is a wrk Lua script choosing the requests."""
     sampler = Sampler(pid)
     sampler.start()
     cpu_before = cpu_ms(pid)
+    extra = ["-s", script] if script else []
     out = subprocess.run(["taskset", "-c", str(args.load_cpu), "wrk", "-t1", f"-c{conns}",
-                          f"-d{args.duration}s", "--latency", f"http://127.0.0.1:{port}{path}"],
+                          f"-d{args.duration}s", "--latency", *extra, f"http://127.0.0.1:{port}{path}"],
                          capture_output=True, text=True, timeout=args.duration + 30).stdout
     cpu = cpu_ms(pid) - cpu_before
     sampler.stop.set()
@@ -418,11 +421,14 @@ def main():
     ap.add_argument("--server-cpu", type=int, default=0)
     ap.add_argument("--load-cpu", type=int, default=1)
     ap.add_argument("--out", default=None, help="output folder (default bench/results/<UTC time>)")
+    ap.add_argument("--large-servers", default="nginx,lighttpd,tinyserve",
+                    help="servers for the large-site case; empty to skip it")
     args = ap.parse_args()
 
     servers = args.servers.split(",")
     tools = HERE / ".tools"
     work = HERE / "work"
+    args.work = str(work)
     site = work / "site"
     make_site(site)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H%MZ")
@@ -480,6 +486,10 @@ def main():
         + (", ".join(f"{n} {s}: {r[s]['errors']}" for n in servers for r in results[n] for s, _, _ in SCENARIOS
                      if r[s]["errors"]) or "none"),
     ]
+    large = [n for n in args.large_servers.split(",") if n]
+    if large:
+        md += [""] + large_site.run(large, lambda s: server_commands(tools, work / "large-conf", s, ports),
+                                    ports, args, raw, helpers=sys.modules[__name__])
     (out / "summary.md").write_text("\n".join(md) + "\n")
     (out / "results.json").write_text(json.dumps({"args": vars(args), "versions": info, "runs": results,
                                                   "ratios": round_ratios(results, servers),

@@ -22,10 +22,9 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::io;
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::HeaderValue;
@@ -35,13 +34,13 @@ use crate::file_id::FileId;
 use crate::headers;
 use crate::mime;
 use crate::negotiate::Encoding;
-use crate::resolve::{self, Probe, Probed};
+use crate::resolve::{self, Etag, Probe, Probed, Root};
 use crate::sieve::Sieve;
 use crate::watch::Watch;
 
-/// How many large files stay open by default: an eighth of the descriptor limit, at most
-/// 1024 (a container's usual limit of 1048576 gives 1024; a shell's 1024 gives 128), so
-/// open files cannot take the descriptors connections need.
+/// How many files stay open by default: a quarter of the descriptor limit, at most 16384
+/// (a container's usual limit of 1048576 gives 16384; a shell's 1024 gives 256), so open
+/// files cannot take the descriptors connections need. Each costs the kernel about 0.3 KiB.
 pub fn default_open_files() -> usize {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
@@ -50,7 +49,7 @@ pub fn default_open_files() -> usize {
     // SAFETY: getrlimit only writes the struct it is given.
     let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
     let soft = if ok { limit.rlim_cur } else { 1024 };
-    (soft / 8).clamp(1, 1024) as usize
+    (soft / 4).clamp(16, 16384) as usize
 }
 
 /// What a request path names.
@@ -71,12 +70,12 @@ pub struct Asset {
     pub key: Arc<str>,
     /// Identity first, then the sidecars clients may prefer: brotli, then gzip.
     pub variants: Box<[Variant]>,
-    /// The identity file's modification time, in whole seconds, and as a header.
-    pub last_modified: Option<(SystemTime, HeaderValue)>,
+    /// The identity file's modification time, in whole seconds since the epoch.
+    pub modified: Option<u64>,
     /// `Content-Type`, from the name.
     pub content_type: &'static str,
-    /// `Cache-Control`, from the path and `--immutable`.
-    pub cache_control: HeaderValue,
+    /// Whether `--immutable` gives it the one-year `Cache-Control`.
+    pub immutable: bool,
 }
 
 /// One representation of a file: the file itself or one of its precompressed sidecars.
@@ -86,11 +85,8 @@ pub struct Variant {
     pub encoding: Encoding,
     /// The file's identity (its length included) when it was loaded.
     pub id: FileId,
-    /// Where it is, symlinks resolved.
-    pub real: Arc<Path>,
-    /// Its strong ETag, quoted, from the content alone; `None` while a large file is being
-    /// hashed.
-    pub etag: Option<HeaderValue>,
+    /// Its strong ETag, from the content alone; `None` while a large file is being hashed.
+    pub etag: Option<Etag>,
     /// What the cache holds of it.
     pub resident: Resident,
 }
@@ -137,10 +133,19 @@ pub struct Limits {
     pub memory: u64,
     /// Largest file kept in memory; larger ones are kept open instead.
     pub file_max: u64,
-    /// Paths kept.
+    /// Paths kept, at most (fewer if `memory` cannot hold that many at [`ENTRY_BYTES`]).
     pub entries: usize,
     /// Descriptors kept open.
     pub open_files: usize,
+}
+
+impl Limits {
+    /// The entry cap in force: `entries`, or as many as `memory` holds with no content.
+    fn max_entries(&self) -> usize {
+        self.entries
+            .min((self.memory / ENTRY_BYTES).try_into().unwrap_or(usize::MAX))
+            .max(1)
+    }
 }
 
 /// Counters and sizes, for metrics and tests.
@@ -148,8 +153,10 @@ pub struct Limits {
 pub struct Stats {
     /// Paths kept.
     pub entries: u64,
-    /// Content bytes kept in memory.
+    /// Memory charged against `--cache-max`: content, and entries at [`ENTRY_BYTES`].
     pub memory_bytes: u64,
+    /// Content bytes kept in memory.
+    pub content_bytes: u64,
     /// Descriptors kept open.
     pub open_files: u64,
     /// Lookups answered from the cache as they were.
@@ -166,7 +173,7 @@ pub struct Stats {
 
 /// The cache; shared by every connection.
 pub struct Cache {
-    root: PathBuf,
+    root: Root,
     limits: Limits,
     immutable: ImmutableRule,
     cache_control: HeaderValue,
@@ -182,6 +189,10 @@ struct Slot {
     checked: u64,
     /// What it counts against the memory and open-file budgets.
     weight: [u64; 2],
+    /// Whether a small file's bytes were asked for since they were last dropped: they are
+    /// kept in memory only from the second time on, so pages asked for once (crawlers, a
+    /// long tail of random pages) go out by `sendfile` and do not push popular ones out.
+    warm: bool,
 }
 
 /// A budget: an eviction order and what its members use.
@@ -194,6 +205,11 @@ struct Budget {
 const MEMORY: usize = 0;
 const OPEN: usize = 1;
 
+/// What one entry is charged against `--cache-max`, beside its content: its metadata, key,
+/// index slot and eviction links. Measured at about 410 bytes (RSS over 48 000 entries with
+/// no content kept); rounded up for the allocator's and the hash table's slack.
+pub const ENTRY_BYTES: u64 = 512;
+
 struct State {
     slots: Vec<Option<Slot>>,
     free: Vec<u32>,
@@ -204,22 +220,24 @@ struct State {
     hashing: HashSet<FileId>,
     /// ETags of large files hashed before, by identity: an entry evicted and loaded again
     /// gets its ETag at once instead of a second read of the whole file. Bounded by the
-    /// entry budget (emptied when full: 80 bytes an entry, no order to keep).
-    known: HashMap<FileId, HeaderValue>,
+    /// entry budget (emptied when full: about 80 bytes an entry, no order to keep).
+    known: HashMap<FileId, Etag>,
     stats: Stats,
 }
 
 struct HashJob {
     key: Arc<str>,
     variant: usize,
-    real: Arc<Path>,
+    encoding: Encoding,
     id: FileId,
 }
 
 impl Cache {
-    /// A cache of `config.root` whose entries `watch` keeps fresh.
-    pub fn new(config: &Config, limits: Limits, watch: Arc<Watch>) -> Arc<Cache> {
-        Arc::new_cyclic(|me: &Weak<Cache>| {
+    /// A cache of `config.root` whose entries `watch` keeps fresh. Fails if the root
+    /// cannot be opened.
+    pub fn new(config: &Config, limits: Limits, watch: Arc<Watch>) -> io::Result<Arc<Cache>> {
+        let root = Root::open(&config.root)?;
+        Ok(Arc::new_cyclic(|me: &Weak<Cache>| {
             let (tx, rx) = channel::<HashJob>();
             let me = me.clone();
             std::thread::Builder::new()
@@ -238,7 +256,7 @@ impl Cache {
                 limit,
             };
             Cache {
-                root: config.root.clone(),
+                root,
                 limits,
                 immutable: config.immutable.clone(),
                 cache_control: headers::forever(&config.cache_control),
@@ -255,7 +273,7 @@ impl Cache {
                 }),
                 hasher: tx,
             }
-        })
+        }))
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -293,11 +311,8 @@ impl Cache {
     /// Looks `key` up on disk and brings its entry up to date.
     fn refresh(&self, key: &str, generation: u64) -> Found {
         // Watched before it is looked at: a change after this point moves the generation.
-        self.watch.watch_dirs(
-            resolve::folders(&self.root, key)
-                .iter()
-                .map(PathBuf::as_path),
-        );
+        self.watch
+            .watch_folders(self.root.path(), resolve::folders(key));
         for _ in 0..3 {
             let probe = resolve::probe(&self.root, key);
             {
@@ -313,10 +328,13 @@ impl Cache {
                     }
                 }
             }
-            if let Probe::Files(files) = &probe {
-                if let Some(parent) = files[0].real.parent() {
-                    // Where a symlink led: changes there count too.
-                    self.watch.watch_dirs([parent]);
+            if let Some(first) = probe.files().first().filter(|f| f.via_symlink) {
+                if let Some(real) = resolve::real_folder(&self.root, key, &first.file) {
+                    // Where a symlink led: changes there count too. A watch added only now
+                    // may have missed a change since the probe, so look again.
+                    if self.watch.watch_folders(self.root.path(), [real.as_path()]) {
+                        continue;
+                    }
                 }
             }
             if let Some(found) = self.load(key, probe) {
@@ -340,39 +358,31 @@ impl Cache {
             Probe::Files(files) => files,
         };
         let mut variants = Vec::with_capacity(files.len());
-        for Probed { encoding, real, id } in files {
+        for Probed {
+            encoding, id, file, ..
+        } in files
+        {
             let (etag, resident) = if id.len <= self.limits.file_max {
-                let data = resolve::read_verified(&real, id).ok()??;
-                let etag = resolve::etag(resolve::hash(&data));
+                let data = resolve::read_verified(&file, id).ok()??;
+                let etag = Etag::of(resolve::hash(&data));
                 (Some(etag), Resident::Memory(Bytes::from(data)))
             } else {
-                let file = resolve::open_verified(&real, id).ok()??;
                 (None, Resident::Open(Arc::new(file)))
             };
             variants.push(Variant {
                 encoding,
                 id,
-                real,
                 etag,
                 resident,
             });
         }
-        let modified = std::fs::metadata(&variants[0].real)
-            .and_then(|m| m.modified())
-            .ok()
-            .map(headers::whole_seconds);
-        let cache_control = if headers::is_immutable(&self.immutable, key) {
-            HeaderValue::from_static(headers::IMMUTABLE)
-        } else {
-            self.cache_control.clone()
-        };
         let name = key.rsplit('/').next().unwrap_or(key);
         Some(Found::File(Arc::new(Asset {
             key: key.into(),
+            modified: variants[0].id.modified_secs(),
             variants: variants.into_boxed_slice(),
-            last_modified: modified.map(|t| (t, headers::http_date(t))),
             content_type: mime::content_type(name),
-            cache_control,
+            immutable: headers::is_immutable(&self.immutable, key),
         })))
     }
 
@@ -385,7 +395,7 @@ impl Cache {
             st.stats.misses += 1;
             let id = match st.index.get(key) {
                 Some(&id) => id,
-                None => st.new_slot(key, self.limits.entries),
+                None => st.new_slot(key, self.limits.max_entries()),
             };
             let found = st.with_known_etags(found);
             {
@@ -402,7 +412,7 @@ impl Cache {
                         jobs.push(HashJob {
                             key: asset.key.clone(),
                             variant: i,
-                            real: v.real.clone(),
+                            encoding: v.encoding,
                             id: v.id,
                         });
                     }
@@ -429,12 +439,19 @@ impl Cache {
             Resident::Open(f) => return Ok(Content::File(f.clone(), v.id)),
             Resident::Nothing => {}
         }
+        let file = resolve::open_verified(&self.root, &asset.key, v.encoding, v.id)
+            .ok()
+            .flatten()
+            .ok_or(Stale)?;
         let resident = if v.id.len <= self.limits.file_max {
-            let data = resolve::read_verified(&v.real, v.id).ok().flatten();
+            if !self.lock().warm_up(&asset.key) {
+                // Asked for once since it was last kept: send it from disk, keep nothing.
+                return Ok(Content::File(Arc::new(file), v.id));
+            }
+            let data = resolve::read_verified(&file, v.id).ok().flatten();
             Resident::Memory(Bytes::from(data.ok_or(Stale)?))
         } else {
-            let file = resolve::open_verified(&v.real, v.id).ok().flatten();
-            Resident::Open(Arc::new(file.ok_or(Stale)?))
+            Resident::Open(Arc::new(file))
         };
         let content = match &resident {
             Resident::Memory(b) => Content::Memory(b.clone()),
@@ -458,12 +475,22 @@ impl Cache {
         }
     }
 
+    /// The `Cache-Control` of `asset`.
+    pub fn cache_control(&self, asset: &Asset) -> HeaderValue {
+        if asset.immutable {
+            HeaderValue::from_static(headers::IMMUTABLE)
+        } else {
+            self.cache_control.clone()
+        }
+    }
+
     /// Counters and sizes now.
     pub fn stats(&self) -> Stats {
         let st = self.lock();
         let mut s = st.stats;
         s.entries = st.index.len() as u64;
-        s.memory_bytes = st.budgets[MEMORY].used;
+        s.content_bytes = st.budgets[MEMORY].used;
+        s.memory_bytes = s.content_bytes + s.entries * ENTRY_BYTES;
         s.open_files = st.budgets[OPEN].used;
         s
     }
@@ -474,7 +501,7 @@ impl Cache {
     }
 
     fn hash_in_background(&self, job: HashJob, buf: &mut [u8]) {
-        let hash = resolve::open_verified(&job.real, job.id)
+        let hash = resolve::open_verified(&self.root, &job.key, job.encoding, job.id)
             .ok()
             .flatten()
             .and_then(|f| resolve::hash_file(&f, job.id, buf).ok().flatten());
@@ -484,11 +511,11 @@ impl Cache {
         // watch generation, and the reload queues a job for the new file.
         if let Some(hash) = hash {
             st.stats.hashed += 1;
-            let etag = resolve::etag(hash);
+            let etag = Etag::of(hash);
             if st.known.len() >= self.limits.entries {
                 st.known.clear();
             }
-            st.known.insert(job.id, etag.clone());
+            st.known.insert(job.id, etag);
             st.update_variant(&job.key, job.variant, job.id, |v| v.etag = Some(etag));
         }
     }
@@ -505,7 +532,7 @@ fn same(found: &Found, probe: &Probe) -> bool {
                     .variants
                     .iter()
                     .zip(files)
-                    .all(|(v, f)| v.encoding == f.encoding && v.id == f.id && v.real == f.real)
+                    .all(|(v, f)| v.encoding == f.encoding && v.id == f.id)
         }
         _ => false,
     }
@@ -524,10 +551,20 @@ impl State {
         let mut asset = Asset::clone(asset);
         for v in asset.variants.iter_mut() {
             if v.etag.is_none() {
-                v.etag = self.known.get(&v.id).cloned();
+                v.etag = self.known.get(&v.id).copied();
             }
         }
         Found::File(Arc::new(asset))
+    }
+
+    /// Records that `key`'s bytes are asked for; whether they were asked for before since
+    /// they were last dropped (so they are worth keeping now).
+    fn warm_up(&mut self, key: &str) -> bool {
+        let Some(&id) = self.index.get(key) else {
+            return false;
+        };
+        let slot = self.slots[id as usize].as_mut().expect("indexed slot");
+        std::mem::replace(&mut slot.warm, true)
     }
 
     fn touch(&mut self, id: u32) {
@@ -546,12 +583,17 @@ impl State {
             self.stats.evictions += 1;
             self.remove_slot(victim);
         }
+        // Entries are charged against the memory budget too: content makes room for them.
+        let charged = (self.index.len() as u64 + 1) * ENTRY_BYTES;
+        let limit = self.budgets[MEMORY].limit.saturating_sub(charged);
+        self.make_room(MEMORY, 0, limit);
         let key: Arc<str> = key.into();
         let slot = Slot {
             key: key.clone(),
             found: Found::Missing,
             checked: 0,
             weight: [0, 0],
+            warm: false,
         };
         let id = match self.free.pop() {
             Some(id) => {
@@ -611,27 +653,26 @@ impl State {
     /// Counts slot `id`'s contents against the budgets again, evicting others' (or, if
     /// they cannot fit at all, its own) to stay within them.
     fn settle(&mut self, id: u32) {
+        let charged = self.index.len() as u64 * ENTRY_BYTES;
         for which in [MEMORY, OPEN] {
             let slot = self.slots[id as usize].as_ref().expect("slot");
             let old = slot.weight[which];
             let need = weight(&slot.found, which);
             let budget = &mut self.budgets[which];
+            let limit = match which {
+                MEMORY => budget.limit.saturating_sub(charged),
+                _ => budget.limit,
+            };
             if budget.order.contains(id) {
                 budget.order.remove(id);
                 budget.used -= old;
             }
-            while need > 0 && budget.used + need > budget.limit {
-                let Some(victim) = budget.order.evict() else {
-                    break;
-                };
-                self.stats.evictions += 1;
-                let victim = self.slots[victim as usize].as_mut().expect("slot");
-                budget.used -= victim.weight[which];
-                victim.weight[which] = 0;
-                victim.found = strip(&victim.found, which);
+            if need > 0 {
+                self.make_room(which, need, limit);
             }
+            let budget = &mut self.budgets[which];
             let slot = self.slots[id as usize].as_mut().expect("slot");
-            if need > 0 && budget.used + need <= budget.limit {
+            if need > 0 && budget.used + need <= limit {
                 budget.order.insert(id);
                 budget.used += need;
                 slot.weight[which] = need;
@@ -641,6 +682,25 @@ impl State {
                     slot.found = strip(&slot.found, which);
                 }
             }
+        }
+    }
+}
+
+impl State {
+    /// Drops what budget `which` counts from the members SIEVE picks, until `need` more
+    /// fits within `limit` or nothing is left to drop.
+    fn make_room(&mut self, which: usize, need: u64, limit: u64) {
+        let budget = &mut self.budgets[which];
+        while budget.used + need > limit {
+            let Some(victim) = budget.order.evict() else {
+                break;
+            };
+            self.stats.evictions += 1;
+            let victim = self.slots[victim as usize].as_mut().expect("slot");
+            budget.used -= victim.weight[which];
+            victim.weight[which] = 0;
+            victim.warm = false;
+            victim.found = strip(&victim.found, which);
         }
     }
 }

@@ -24,7 +24,7 @@ pub enum Outcome {
 /// The validators of the representation the request is about.
 pub struct Validators<'a> {
     /// Its strong ETag, quoted; `None` while it is not known yet (only `*` then matches).
-    pub etag: Option<&'a HeaderValue>,
+    pub etag: Option<&'a [u8]>,
     /// Its modification time in whole seconds.
     pub last_modified: Option<SystemTime>,
     /// Its length.
@@ -33,7 +33,7 @@ pub struct Validators<'a> {
 
 /// Evaluates the preconditions and `Range` of a GET (`is_get`) or HEAD request.
 pub fn evaluate(headers: &HeaderMap, is_get: bool, v: &Validators) -> Outcome {
-    let etag = v.etag.map(HeaderValue::as_bytes);
+    let etag = v.etag;
     // Step 1 and 2: If-Match, else If-Unmodified-Since.
     if let Some(im) = headers.get(header::IF_MATCH) {
         if !etag_list_matches(im.as_bytes(), etag, true) {

@@ -73,7 +73,7 @@ pub struct Config {
     pub max_header_size: usize,
     /// Connections served at once; further clients wait in the kernel's accept queue.
     pub max_connections: usize,
-    /// Total bytes of file content kept in memory; the rest is streamed from disk.
+    /// Memory for the file cache: entries at 0.5 KiB each, and small files' content.
     pub cache_max: u64,
     /// Files larger than this are sent from disk (sendfile), never kept in memory.
     pub cache_file_max: u64,
@@ -81,7 +81,7 @@ pub struct Config {
     pub workers: Option<usize>,
     /// Request paths whose lookup is kept (found or not).
     pub cache_entries: usize,
-    /// Large files kept open; `None` means an eighth of the descriptor limit, at most 1024.
+    /// Files kept open; `None` means a quarter of the descriptor limit, at most 16384.
     pub cache_open_files: Option<usize>,
     /// How changes to the site are noticed.
     pub watch: crate::watch::Mode,
@@ -147,11 +147,11 @@ const OPTS: [Opt; 21] = [
     Opt { flag: "idle-timeout", env: "TINYSERVE_IDLE_TIMEOUT", value: "DUR", default: Some("60s"), help: "close a connection with no bytes moving for this long (keep-alive, stalled transfers)" },
     Opt { flag: "max-header-size", env: "TINYSERVE_MAX_HEADER_SIZE", value: "SIZE", default: Some("16KiB"), help: "largest request head; larger ones get 431 (at least 8KiB)" },
     Opt { flag: "max-connections", env: "TINYSERVE_MAX_CONNECTIONS", value: "N", default: Some("10000"), help: "connections served at once; more wait in the accept queue" },
-    Opt { flag: "cache-max", env: "TINYSERVE_CACHE_MAX", value: "SIZE", default: Some("64MiB"), help: "file content kept in memory in all; the rest is streamed from disk" },
-    Opt { flag: "cache-file-max", env: "TINYSERVE_CACHE_FILE_MAX", value: "SIZE", default: Some("32KiB"), help: "larger files are sent from disk with sendfile(2), not kept in memory" },
+    Opt { flag: "cache-max", env: "TINYSERVE_CACHE_MAX", value: "SIZE", default: Some("64MiB"), help: "memory for the file cache in all: 0.5 KiB per path kept, and small files' bytes" },
+    Opt { flag: "cache-file-max", env: "TINYSERVE_CACHE_FILE_MAX", value: "SIZE", default: Some("8KiB"), help: "larger files are sent from disk with sendfile(2), not kept in memory" },
     Opt { flag: "workers", env: "TINYSERVE_WORKERS", value: "N", default: None, help: "worker threads (default: the CPUs this process may use, cgroup quota included)" },
-    Opt { flag: "cache-entries", env: "TINYSERVE_CACHE_ENTRIES", value: "N", default: Some("32768"), help: "request paths whose lookup is kept, found or not (metadata: about 0.4 KiB each)" },
-    Opt { flag: "cache-open-files", env: "TINYSERVE_CACHE_OPEN_FILES", value: "N", default: None, help: "large files kept open for sendfile (default: an eighth of the descriptor limit, at most 1024)" },
+    Opt { flag: "cache-entries", env: "TINYSERVE_CACHE_ENTRIES", value: "N", default: Some("65536"), help: "request paths whose lookup is kept, found or not, at most (each counts 0.5 KiB against --cache-max)" },
+    Opt { flag: "cache-open-files", env: "TINYSERVE_CACHE_OPEN_FILES", value: "N", default: None, help: "files kept open for sendfile (default: a quarter of the descriptor limit, at most 16384)" },
     Opt { flag: "watch", env: "TINYSERVE_WATCH", value: "auto|inotify|poll|off", default: Some("auto"), help: "how site changes are noticed: inotify, a stat at most every 0.5 s per file in use (poll; auto picks it on network file systems), or never (off)" },
 ];
 

@@ -16,8 +16,13 @@ pub struct FileId {
     ino: u64,
     /// Its length in bytes.
     pub len: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
+    /// Modification and change times in nanoseconds since the epoch.
+    mtime: i64,
+    ctime: i64,
+}
+
+fn nanos(secs: i64, nsec: i64) -> i64 {
+    secs.saturating_mul(1_000_000_000).saturating_add(nsec)
 }
 
 impl FileId {
@@ -27,8 +32,8 @@ impl FileId {
             dev: meta.dev(),
             ino: meta.ino(),
             len: meta.len(),
-            mtime: (meta.mtime(), meta.mtime_nsec()),
-            ctime: (meta.ctime(), meta.ctime_nsec()),
+            mtime: nanos(meta.mtime(), meta.mtime_nsec()),
+            ctime: nanos(meta.ctime(), meta.ctime_nsec()),
         }
     }
 
@@ -47,6 +52,12 @@ impl FileId {
             ctime: self.ctime,
             ..now
         } == *self)
+    }
+
+    /// Its modification time in whole seconds since the epoch, as HTTP dates have it;
+    /// `None` before 1970.
+    pub fn modified_secs(&self) -> Option<u64> {
+        u64::try_from(self.mtime.div_euclid(1_000_000_000)).ok()
     }
 
     /// An error for a file that no longer matches: the response must end here.

@@ -1,7 +1,7 @@
 //! Response header values that depend on policy rather than on a request: HTTP dates, the
 //! `Cache-Control` of a path, and the recognition of fingerprinted file names.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::HeaderValue;
 
@@ -10,18 +10,48 @@ use crate::config::ImmutableRule;
 /// `Cache-Control` of files that never change under their name.
 pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
-/// An IMF-fixdate header value.
-pub fn http_date(t: SystemTime) -> HeaderValue {
-    HeaderValue::try_from(httpdate::fmt_http_date(t)).expect("an HTTP date is header text")
+/// The IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) of `secs` since the epoch, formatted
+/// on the stack: every response with a Last-Modified formats one, as storing a header value
+/// per cache entry would cost more memory than this costs time.
+pub fn http_date(secs: u64) -> HeaderValue {
+    const DAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
+    const MONTHS: [&[u8; 3]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
+    // HTTP dates have four-digit years.
+    let secs = secs.min(253_402_300_799);
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u64;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as usize;
+    let year = (yoe + era * 400 + i64::from(month <= 2)) as u64;
+    let mut out = *b"Thu, 01 Jan 1970 00:00:00 GMT";
+    out[..3].copy_from_slice(DAYS[(days % 7) as usize]);
+    let two = |out: &mut [u8], at: usize, v: u64| {
+        out[at] = b'0' + (v / 10) as u8;
+        out[at + 1] = b'0' + (v % 10) as u8;
+    };
+    two(&mut out, 5, day);
+    out[8..11].copy_from_slice(MONTHS[month - 1]);
+    two(&mut out, 12, year / 100);
+    two(&mut out, 14, year % 100);
+    two(&mut out, 17, rem / 3600);
+    two(&mut out, 20, rem / 60 % 60);
+    two(&mut out, 23, rem % 60);
+    HeaderValue::from_bytes(&out).expect("an HTTP date is header text")
 }
 
-/// `t` rounded down to whole seconds, as HTTP dates are.
-pub fn whole_seconds(t: SystemTime) -> SystemTime {
-    let secs = t
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    UNIX_EPOCH + Duration::from_secs(secs)
+/// `t` in whole seconds since the epoch (0 before it).
+pub fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// A header value that lives as long as the process. Cloning one is a pointer copy, where a
@@ -92,6 +122,26 @@ mod tests {
         assert!(!is_fingerprinted("chapter-2-introduction.png"));
         assert!(!is_fingerprinted("IMG20240101.jpg"));
         assert!(!is_fingerprinted("style.css"));
+    }
+
+    #[test]
+    fn dates_match_httpdate() {
+        for secs in [
+            0u64,
+            784_111_777,
+            951_782_400,
+            1_700_000_000,
+            4_102_444_800,
+            253_402_300_799,
+        ] {
+            let t = UNIX_EPOCH + std::time::Duration::from_secs(secs);
+            assert_eq!(
+                http_date(secs).to_str().unwrap(),
+                httpdate::fmt_http_date(t),
+                "{secs}"
+            );
+        }
+        assert_eq!(http_date(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
     }
 
     #[test]

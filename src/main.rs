@@ -35,7 +35,27 @@ fn usage_error(e: &config::ConfigError) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// Raises the soft limit on open descriptors to the hard one, as Go's runtime and nginx's
+/// `worker_rlimit_nofile` do: the soft limit (often 1024) is a compatibility default for
+/// programs using select(2), and a server with thousands of connections and open files
+/// needs more. Failure leaves the limit as it was.
+fn raise_descriptor_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write only the struct they are given.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
 fn serve(config: Config) -> ExitCode {
+    raise_descriptor_limit();
     if let Err(e) =
         tinyserve::logging::init(config.log_format, std::env::var("RUST_LOG").ok().as_deref())
     {

@@ -45,6 +45,7 @@ pub struct Metrics {
 struct CacheMetrics {
     entries: Gauge,
     memory_bytes: Gauge,
+    content_bytes: Gauge,
     open_files: Gauge,
     hits: Counter,
     misses: Counter,
@@ -62,8 +63,9 @@ impl CacheMetrics {
         let entries = gauge("cache_entries", "Request paths whose lookup is kept");
         let memory_bytes = gauge(
             "cache_memory_bytes",
-            "File content bytes kept in memory (bounded by --cache-max)",
+            "Memory the cache holds, entries and content (bounded by --cache-max)",
         );
+        let content_bytes = gauge("cache_content_bytes", "File content bytes kept in memory");
         let open_files = gauge("cache_open_files", "Large files kept open");
         let mut counter = |name, help| {
             let c = Counter::default();
@@ -73,6 +75,7 @@ impl CacheMetrics {
         CacheMetrics {
             entries,
             memory_bytes,
+            content_bytes,
             open_files,
             hits: counter("cache_hits", "Lookups answered from the cache"),
             misses: counter("cache_misses", "Lookups that went to the file system"),
@@ -91,6 +94,7 @@ impl CacheMetrics {
         let s = cache.stats();
         self.entries.set(s.entries as i64);
         self.memory_bytes.set(s.memory_bytes as i64);
+        self.content_bytes.set(s.content_bytes as i64);
         self.open_files.set(s.open_files as i64);
         for (counter, now) in [
             (&self.hits, s.hits),

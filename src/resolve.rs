@@ -1,36 +1,146 @@
 //! From a request path to files on disk: what the path names (a file and its precompressed
-//! sidecars, a directory to redirect to, or nothing), and reading or opening those files so
+//! sidecars, a directory to redirect to, or nothing), and opening or reading those files so
 //! that the bytes are the ones whose identity was checked. Only the cache calls this, on a
 //! miss or when an entry must be checked again; nothing here is on the path of a hit.
 //!
-//! What is never served: symlinks whose target lies outside the root (the target is
-//! resolved and must lie under the root), anything that is not a regular file, and the
-//! sidecar `x.gz` / `x.br` of an existing `x` on its own (it is one of `x`'s
+//! Files are opened relative to the root with `openat2(RESOLVE_BENEATH)`: one system call
+//! that refuses any path, symlink included, that would lead outside the root. A symlink the
+//! kernel will not follow that way (an absolute one) is resolved in full and served only if
+//! its target lies under the root; where `openat2` is missing (Linux before 5.6, or a
+//! seccomp profile that refuses it) every path is resolved that way.
+//!
+//! What is never served: anything outside the root, anything that is not a regular file,
+//! and the sidecar `x.gz` / `x.br` of an existing `x` on its own (it is one of `x`'s
 //! representations). Dotfiles and non-UTF-8 names never get here: [`crate::path`] refuses
 //! their paths.
 
 use std::fs::{self, File};
 use std::io::{self, Read};
-use std::os::unix::fs::FileExt;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::file_id::FileId;
 use crate::negotiate::Encoding;
 
-/// A file the path names, not yet read.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The folder served, open.
+pub struct Root {
+    path: PathBuf,
+    dir: OwnedFd,
+    /// Whether `openat2` works here; cleared for good the first time it does not.
+    beneath: AtomicBool,
+}
+
+impl Root {
+    /// Opens the folder at `path` (canonical).
+    pub fn open(path: &Path) -> io::Result<Root> {
+        let dir = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(path)?;
+        Ok(Root {
+            path: path.to_path_buf(),
+            dir: dir.into(),
+            beneath: AtomicBool::new(true),
+        })
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Opens `rel` (relative to the root) for reading if it lies under the root, and says
+    /// whether a symlink was followed on the way. `O_NONBLOCK`, so that a FIFO someone left
+    /// in the site cannot block the server.
+    pub fn open_file(&self, rel: &str) -> io::Result<(File, bool)> {
+        if self.beneath.load(Ordering::Relaxed) {
+            // Most sites have no symlinks: the first try refuses them, so that only a path
+            // with one pays for finding out where it leads.
+            match self.openat2(rel, libc::RESOLVE_NO_SYMLINKS) {
+                Ok(f) => return Ok((f, false)),
+                Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {}
+                Err(e) if self.beneath.load(Ordering::Relaxed) => return Err(e),
+                Err(_) => {}
+            }
+            if self.beneath.load(Ordering::Relaxed) {
+                match self.openat2(rel, libc::RESOLVE_NO_MAGICLINKS) {
+                    Ok(f) => return Ok((f, true)),
+                    // An absolute symlink, or one through `..`: resolve it the long way.
+                    Err(e) if matches!(e.raw_os_error(), Some(libc::EXDEV | libc::ELOOP)) => {}
+                    Err(e) if self.beneath.load(Ordering::Relaxed) => return Err(e),
+                    Err(_) => {}
+                }
+            }
+        }
+        let asked = self.path.join(rel);
+        let real = fs::canonicalize(&asked)?;
+        if !real.starts_with(&self.path) {
+            tracing::debug!(path = rel, "not serving: symlink leads outside the root");
+            return Err(io::ErrorKind::NotFound.into());
+        }
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(FLAGS)
+            .open(&real)?;
+        Ok((file, real != asked))
+    }
+
+    /// `openat2` beneath the root with `resolve` flags; turns itself off for good where
+    /// the kernel or a seccomp profile refuses the call.
+    fn openat2(&self, rel: &str, resolve: u64) -> io::Result<File> {
+        let c = std::ffi::CString::new(rel).map_err(|_| io::ErrorKind::InvalidInput)?;
+        // SAFETY: open_how is plain data; zero is a valid value of every field.
+        let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+        how.flags = FLAGS as u64;
+        how.resolve = libc::RESOLVE_BENEATH | resolve;
+        // SAFETY: a valid directory descriptor, a NUL-terminated path and an open_how of
+        // the size passed.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                self.dir.as_raw_fd(),
+                c.as_ptr(),
+                &how as *const libc::open_how,
+                std::mem::size_of::<libc::open_how>(),
+            )
+        };
+        if fd >= 0 {
+            // SAFETY: a descriptor the kernel just gave us, owned by nothing else.
+            return Ok(unsafe { File::from_raw_fd(fd as i32) });
+        }
+        let e = io::Error::last_os_error();
+        if matches!(
+            e.raw_os_error(),
+            Some(libc::ENOSYS | libc::EPERM | libc::EINVAL)
+        ) {
+            tracing::info!(error = %e, "openat2 unavailable; resolving paths in full");
+            self.beneath.store(false, Ordering::Relaxed);
+        }
+        Err(e)
+    }
+}
+
+/// Flags of every file opened: read-only, not inherited, never a controlling terminal, and
+/// non-blocking so a FIFO left in the site cannot block the server.
+const FLAGS: i32 = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK;
+
+/// A file the path names, open, with its identity when it was opened.
+#[derive(Debug)]
 pub struct Probed {
     /// Which representation it is.
     pub encoding: Encoding,
-    /// Its real path, symlinks resolved.
-    pub real: Arc<Path>,
-    /// Its identity when it was looked at.
+    /// Its identity.
     pub id: FileId,
+    /// The open file.
+    pub file: File,
+    /// Whether a symlink led to it.
+    pub via_symlink: bool,
 }
 
 /// What a cache key names on disk right now.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Probe {
     /// Nothing servable.
     Missing,
@@ -40,62 +150,69 @@ pub enum Probe {
     Files(Vec<Probed>),
 }
 
-/// The file-system path of a key (a decoded, safe URL path naming a file).
-fn fs_path(root: &Path, key: &str) -> PathBuf {
-    root.join(key.trim_start_matches('/'))
-}
-
-/// The real path of `path` if it lies under `root` and `meta` of what it leads to.
-fn real_under(root: &Path, path: &Path) -> Option<(PathBuf, fs::Metadata)> {
-    let real = fs::canonicalize(path).ok()?;
-    if !real.starts_with(root) {
-        tracing::debug!(path = %path.display(), "not serving: symlink leads outside the root");
-        return None;
+impl Probe {
+    /// The files found, if any.
+    pub fn files(&self) -> &[Probed] {
+        match self {
+            Probe::Files(files) => files,
+            _ => &[],
+        }
     }
-    let meta = fs::metadata(&real).ok()?;
-    Some((real, meta))
 }
 
-/// Looks at what `key` names under `root` (a few `stat`s; nothing is read).
-pub fn probe(root: &Path, key: &str) -> Probe {
-    let path = fs_path(root, key);
-    let Some((real, meta)) = real_under(root, &path) else {
+/// The path, relative to the root, of representation `encoding` of `key`.
+pub fn rel_path(key: &str, encoding: Encoding) -> String {
+    let base = key.trim_start_matches('/');
+    match Encoding::SIDECARS.iter().find(|(e, _)| *e == encoding) {
+        Some((_, ext)) => format!("{base}.{ext}"),
+        None => base.to_string(),
+    }
+}
+
+/// Opens `rel` under the root, with what `fstat` says of it and whether a symlink led there.
+fn open_meta(root: &Root, rel: &str) -> Option<(File, fs::Metadata, bool)> {
+    let (file, via_symlink) = root.open_file(rel).ok()?;
+    let meta = file.metadata().ok()?;
+    Some((file, meta, via_symlink))
+}
+
+/// Looks at what `key` names under the root: its files, opened.
+pub fn probe(root: &Root, key: &str) -> Probe {
+    let rel = key.trim_start_matches('/');
+    let Some((file, meta, via_symlink)) = open_meta(root, rel) else {
         return Probe::Missing;
     };
     if meta.is_dir() {
-        let index = real_under(root, &real.join("index.html"));
+        let index = open_meta(root, &format!("{rel}/index.html"));
         return match index {
-            Some((_, m)) if m.is_file() => Probe::Redirect,
+            Some((_, m, _)) if m.is_file() => Probe::Redirect,
             _ => Probe::Missing,
         };
     }
     if !meta.is_file() {
         return Probe::Missing;
     }
-    let name = key.rsplit('/').next().unwrap_or_default();
     for (_, ext) in Encoding::SIDECARS {
-        if let Some(base) = name.strip_suffix(ext).and_then(|b| b.strip_suffix('.')) {
-            let base_path = path.with_file_name(base);
-            if real_under(root, &base_path).is_some_and(|(_, m)| m.is_file()) {
+        if let Some(base) = rel.strip_suffix(ext).and_then(|b| b.strip_suffix('.')) {
+            if open_meta(root, base).is_some_and(|(_, m, _)| m.is_file()) {
                 return Probe::Missing;
             }
         }
     }
     let mut files = vec![Probed {
         encoding: Encoding::Identity,
-        real: real.into(),
         id: FileId::of(&meta),
+        file,
+        via_symlink,
     }];
-    for (encoding, ext) in Encoding::SIDECARS {
-        let mut side = path.clone().into_os_string();
-        side.push(".");
-        side.push(ext);
-        if let Some((real, meta)) = real_under(root, Path::new(&side)) {
+    for (encoding, _) in Encoding::SIDECARS {
+        if let Some((file, meta, via_symlink)) = open_meta(root, &rel_path(key, encoding)) {
             if meta.is_file() {
                 files.push(Probed {
                     encoding,
-                    real: real.into(),
                     id: FileId::of(&meta),
+                    file,
+                    via_symlink,
                 });
             }
         }
@@ -103,35 +220,44 @@ pub fn probe(root: &Path, key: &str) -> Probe {
     Probe::Files(files)
 }
 
-/// The folders whose changes can change what `key` names: the root and every folder on the
-/// way to the key, as far as they exist (a missing folder's creation shows in its parent).
-pub fn folders(root: &Path, key: &str) -> Vec<PathBuf> {
-    let mut out = vec![root.to_path_buf()];
-    let mut dir = root.to_path_buf();
-    let segments: Vec<&str> = key.trim_start_matches('/').split('/').collect();
-    for seg in &segments[..segments.len().saturating_sub(1)] {
-        dir.push(seg);
-        out.push(dir.clone());
-    }
-    out
+/// The folder `file` really is in, when that is not the folder its URL path names (a
+/// symlink led elsewhere): changes there must be watched too. `None` when they agree or
+/// `/proc` is not mounted. Only asked for files reached through a symlink.
+pub fn real_folder(root: &Root, key: &str, file: &File) -> Option<PathBuf> {
+    let real = fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()?;
+    let real_parent = real.parent()?;
+    let url_parent = root.path.join(key.trim_start_matches('/'));
+    (url_parent.parent() != Some(real_parent)).then(|| real_parent.to_path_buf())
 }
 
-/// Opens `real` and checks that it is still the file `id` describes; `Ok(None)` if it changed.
-pub fn open_verified(real: &Path, id: FileId) -> io::Result<Option<File>> {
-    let file = File::open(real)?;
+/// The folders, relative to the root (`""` for the root itself), whose changes can change
+/// what `key` names: the root and every folder on the way to the key.
+pub fn folders(key: &str) -> impl Iterator<Item = &Path> {
+    let rel = key.trim_start_matches('/');
+    std::iter::once("")
+        .chain(rel.match_indices('/').map(move |(i, _)| &rel[..i]))
+        .map(Path::new)
+}
+
+/// Opens representation `encoding` of `key` and checks that it is still the file `id`
+/// describes; `Ok(None)` if it changed.
+pub fn open_verified(
+    root: &Root,
+    key: &str,
+    encoding: Encoding,
+    id: FileId,
+) -> io::Result<Option<File>> {
+    let (file, _) = root.open_file(&rel_path(key, encoding))?;
     Ok(id.matches(&file)?.then_some(file))
 }
 
-/// Reads the whole of `real` if it is still the file `id` describes and did not change while
-/// being read; `Ok(None)` otherwise.
-pub fn read_verified(real: &Path, id: FileId) -> io::Result<Option<Vec<u8>>> {
-    let Some(mut file) = open_verified(real, id)? else {
-        return Ok(None);
-    };
+/// Reads the whole of an open `file` if it still is the file `id` describes and did not
+/// change while being read; `Ok(None)` otherwise.
+pub fn read_verified(file: &File, id: FileId) -> io::Result<Option<Vec<u8>>> {
     // One byte more than expected, so a file that grew shows as a mismatch too.
     let mut data = Vec::with_capacity(id.len as usize + 1);
-    (&mut file).take(id.len + 1).read_to_end(&mut data)?;
-    if data.len() as u64 != id.len || !id.matches(&file)? {
+    Read::take(file, id.len + 1).read_to_end(&mut data)?;
+    if data.len() as u64 != id.len || !id.matches(file)? {
         return Ok(None);
     }
     Ok(Some(data))
@@ -159,7 +285,41 @@ pub fn hash_file(file: &File, id: FileId, buf: &mut [u8]) -> io::Result<Option<u
     Ok(id.matches(file)?.then(|| hasher.digest128()))
 }
 
-/// The quoted strong ETag of a content hash.
-pub fn etag(hash: u128) -> http::HeaderValue {
-    http::HeaderValue::try_from(format!("\"{hash:032x}\"")).expect("hex digits")
+/// A strong ETag, quoted: 32 hex digits of a content hash, kept as the bytes sent (35
+/// bytes in a cache entry, where a header value would take 40 and a heap block).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Etag([u8; 34]);
+
+impl Etag {
+    /// The ETag of content hash `hash`.
+    pub fn of(hash: u128) -> Etag {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [b'"'; 34];
+        for (i, b) in out[1..33].iter_mut().enumerate() {
+            *b = HEX[(hash >> (124 - 4 * i) & 0xf) as usize];
+        }
+        Etag(out)
+    }
+
+    /// As it goes on the wire.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// As a header value.
+    pub fn header(&self) -> http::HeaderValue {
+        http::HeaderValue::from_bytes(&self.0).expect("quoted hex digits")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etags_are_32_hex_digits_quoted() {
+        let h = 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210u128;
+        assert_eq!(Etag::of(h).as_bytes(), format!("\"{h:032x}\"").as_bytes());
+        assert_eq!(Etag::of(1).header(), "\"00000000000000000000000000000001\"");
+    }
 }

@@ -44,14 +44,6 @@ pub async fn run(
 ) -> Result<(), Error> {
     let started = Instant::now();
     let common = common_headers(&config);
-    // The one check of the site before serving: the root can be listed (a folder the
-    // server's user cannot read would otherwise show up as 404s only).
-    std::fs::read_dir(&config.root).map_err(|e| {
-        format!(
-            "cannot read --root {:?} (TINYSERVE_ROOT): {e}",
-            config.root.display().to_string()
-        )
-    })?;
     let (watch, watch_reason) = Watch::start(&config.root, config.watch);
     let limits = Limits {
         memory: config.cache_max,
@@ -62,7 +54,14 @@ pub async fn run(
             .unwrap_or_else(cache::default_open_files),
     };
     let watch_mode = watch.mode();
-    let cache = Cache::new(&config, limits, watch);
+    // The one check of the site before serving: the root can be opened (a folder the
+    // server's user cannot read would otherwise show up as 404s only).
+    let cache = Cache::new(&config, limits, watch).map_err(|e| {
+        format!(
+            "cannot read --root {:?} (TINYSERVE_ROOT): {e}",
+            config.root.display().to_string()
+        )
+    })?;
 
     let metrics = match config.metrics_listen {
         None => None,

@@ -7,6 +7,7 @@ use std::future::{ready, Ready};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
@@ -15,8 +16,10 @@ use http::{Method, Request, Response, StatusCode};
 use crate::body::Body;
 use crate::cache::{Asset, Cache, Content, Found};
 use crate::conditional::{self, Outcome, Validators};
+use crate::headers;
 use crate::negotiate;
 use crate::path::{self, Checked};
+use crate::resolve::Etag;
 
 /// Whether the server still takes traffic. Flipped once, on the first shutdown signal.
 #[derive(Debug, Default)]
@@ -178,8 +181,10 @@ impl Shared {
         };
         let variant = &asset.variants[index];
         let validators = Validators {
-            etag: variant.etag.as_ref(),
-            last_modified: asset.last_modified.as_ref().map(|(t, _)| *t),
+            etag: variant.etag.as_ref().map(Etag::as_bytes),
+            last_modified: asset
+                .modified
+                .map(|secs| UNIX_EPOCH + Duration::from_secs(secs)),
             len: variant.len(),
         };
         let (status, range) = match conditional::evaluate(req.headers(), is_get, &validators) {
@@ -246,11 +251,11 @@ impl Shared {
             h.append(name.clone(), value.clone());
         }
         if let Some(etag) = &asset.variants[variant].etag {
-            h.insert(header::ETAG, etag.clone());
+            h.insert(header::ETAG, etag.header());
         }
-        h.insert(header::CACHE_CONTROL, asset.cache_control.clone());
-        if let Some((_, lm)) = &asset.last_modified {
-            h.insert(header::LAST_MODIFIED, lm.clone());
+        h.insert(header::CACHE_CONTROL, self.cache.cache_control(asset));
+        if let Some(secs) = asset.modified {
+            h.insert(header::LAST_MODIFIED, headers::http_date(secs));
         }
         if asset.variants.len() > 1 {
             h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));

@@ -72,9 +72,12 @@ struct Inotify {
     watched: Mutex<Watched>,
 }
 
+/// The folders watched, both ways: by the path they were asked for with (relative to the
+/// root, or absolute) and by watch descriptor (one folder may be asked for by two paths).
 #[derive(Default)]
 struct Watched {
-    by_wd: HashMap<i32, PathBuf>,
+    by_path: HashMap<PathBuf, i32>,
+    by_wd: HashMap<i32, Vec<PathBuf>>,
 }
 
 impl Watch {
@@ -154,14 +157,22 @@ impl Watch {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Makes sure changes in `dirs` move the generation. Called before a file is read, so a
-    /// change after the read is always noticed. Each directory is (re)added every time: the
-    /// kernel returns the same watch for the same directory, and a new one for a directory
-    /// that replaced it (a map from path to watch would go stale exactly then).
-    pub fn watch_dirs<'a>(&self, dirs: impl IntoIterator<Item = &'a Path>) {
+    /// Makes sure changes in `folders` (relative to `root`, or absolute) move the
+    /// generation. Called before a file is opened, so a change after that is always
+    /// noticed. A folder already watched costs a map lookup; a watch the kernel dropped
+    /// (its folder deleted or moved) is forgotten before the generation moves for that
+    /// event, so it is added again for whatever folder has the path now.
+    ///
+    /// Returns whether a folder was newly watched.
+    pub fn watch_folders<'a>(
+        &self,
+        root: &Path,
+        folders: impl IntoIterator<Item = &'a Path>,
+    ) -> bool {
         let Some(inotify) = &self.inotify else {
-            return;
+            return false;
         };
+        let mut added = false;
         const MASK: u32 = libc::IN_MODIFY
             | libc::IN_ATTRIB
             | libc::IN_CLOSE_WRITE
@@ -172,31 +183,42 @@ impl Watch {
             | libc::IN_DELETE_SELF
             | libc::IN_MOVE_SELF
             | libc::IN_ONLYDIR;
-        for dir in dirs {
-            let Ok(c) = CString::new(dir.as_os_str().as_bytes()) else {
+        let mut watched = inotify.watched.lock().unwrap_or_else(|e| e.into_inner());
+        for folder in folders {
+            if watched.by_path.contains_key(folder) {
+                continue;
+            }
+            if watched.by_path.len() >= MAX_WATCHES {
+                drop(watched);
+                self.degrade("tinyserve's own watch limit is reached");
+                return added;
+            }
+            let Ok(c) = CString::new(root.join(folder).into_os_string().as_bytes()) else {
                 continue;
             };
-            let mut watched = inotify.watched.lock().unwrap_or_else(|e| e.into_inner());
-            if watched.by_wd.len() >= MAX_WATCHES {
-                self.degrade("the watch limit of tinyserve is reached");
-                return;
-            }
             // SAFETY: a valid descriptor and a NUL-terminated path.
             let wd = unsafe { libc::inotify_add_watch(inotify.fd, c.as_ptr(), MASK) };
             if wd < 0 {
                 let e = std::io::Error::last_os_error();
                 match e.raw_os_error() {
-                    // Gone, or not a directory: nothing below it to watch.
-                    Some(libc::ENOENT) | Some(libc::ENOTDIR) => return,
+                    // Gone, or not a folder: nothing below it to watch.
+                    Some(libc::ENOENT) | Some(libc::ENOTDIR) => return added,
                     _ => {
                         drop(watched);
-                        self.degrade(&format!("cannot watch {}: {e}", dir.display()));
-                        return;
+                        self.degrade(&format!("cannot watch {}: {e}", folder.display()));
+                        return added;
                     }
                 }
             }
-            watched.by_wd.insert(wd, dir.to_path_buf());
+            watched.by_path.insert(folder.to_path_buf(), wd);
+            watched
+                .by_wd
+                .entry(wd)
+                .or_default()
+                .push(folder.to_path_buf());
+            added = true;
         }
+        added
     }
 
     fn degrade(&self, why: &str) {
@@ -246,10 +268,11 @@ impl Watch {
             if ev.mask & libc::IN_MOVE_SELF != 0 {
                 // SAFETY: removing a watch of our own descriptor.
                 unsafe { libc::inotify_rm_watch(inotify.fd, ev.wd) };
-                watched.by_wd.remove(&ev.wd);
             }
-            if ev.mask & libc::IN_IGNORED != 0 {
-                watched.by_wd.remove(&ev.wd);
+            if ev.mask & (libc::IN_MOVE_SELF | libc::IN_IGNORED) != 0 {
+                for path in watched.by_wd.remove(&ev.wd).unwrap_or_default() {
+                    watched.by_path.remove(&path);
+                }
             }
             events = &events[(header + ev.len as usize).min(events.len())..];
         }

@@ -117,6 +117,21 @@ fn bad_flags_and_env_values_exit_2_naming_them() {
             ["--header-timeout", "TINYSERVE_HEADER_TIMEOUT", "0s"],
         ),
         (
+            vec!["--root", root, "--watch", "sometimes"],
+            vec![],
+            ["--watch", "TINYSERVE_WATCH", "sometimes"],
+        ),
+        (
+            vec!["--root", root],
+            vec![("TINYSERVE_CACHE_ENTRIES", "many")],
+            ["--cache-entries", "TINYSERVE_CACHE_ENTRIES", "many"],
+        ),
+        (
+            vec!["--root", root, "--cache-open-files", "0"],
+            vec![],
+            ["--cache-open-files", "TINYSERVE_CACHE_OPEN_FILES", "\"0\""],
+        ),
+        (
             vec!["--root", root],
             vec![("TINYSERVE_IDLE_TIMEOUT", "1d")],
             ["--idle-timeout", "TINYSERVE_IDLE_TIMEOUT", "1d"],
@@ -220,8 +235,11 @@ fn help_lists_every_option_with_env_and_default() {
         ("--max-header-size", "TINYSERVE_MAX_HEADER_SIZE", "16KiB"),
         ("--max-connections", "TINYSERVE_MAX_CONNECTIONS", "10000"),
         ("--cache-max", "TINYSERVE_CACHE_MAX", "64MiB"),
-        ("--cache-file-max", "TINYSERVE_CACHE_FILE_MAX", "32KiB"),
+        ("--cache-file-max", "TINYSERVE_CACHE_FILE_MAX", "8KiB"),
         ("--workers", "TINYSERVE_WORKERS", "unset"),
+        ("--cache-entries", "TINYSERVE_CACHE_ENTRIES", "65536"),
+        ("--cache-open-files", "TINYSERVE_CACHE_OPEN_FILES", "unset"),
+        ("--watch", "TINYSERVE_WATCH", "auto"),
     ] {
         let block = help
             .split("\n  --")

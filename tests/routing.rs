@@ -28,7 +28,7 @@ fn service(root: &std::path::Path) -> (SiteService, Arc<Readiness>) {
         entries: config.cache_entries,
         open_files: 16,
     };
-    let cache = Cache::new(&config, limits, watch);
+    let cache = Cache::new(&config, limits, watch).unwrap();
     let readiness = Arc::new(Readiness::default());
     let service = SiteService::new(cache, readiness.clone(), common, config.fallback.clone());
     (service, readiness)

@@ -233,7 +233,7 @@ fn large_files_stream_from_disk_byte_exact() {
     let site = demo_site();
     let big = pattern(3 << 20, 7);
     write(site.path(), "big.bin", &big);
-    // Over --cache-file-max (32KiB), so sent from disk; a tiny memory budget too.
+    // Over --cache-file-max (8KiB), so sent from disk; a tiny memory budget too.
     let s = Server::start(site.path(), &["--cache-max", "1KiB"]);
     let r = s.get("/big.bin");
     assert_eq!(r.status, 200);
