@@ -187,7 +187,7 @@ struct Slot {
     found: Found,
     /// The watch generation it was last checked at.
     checked: u64,
-    /// What it counts against the memory and open-file budgets.
+    /// What it counts against each budget.
     weight: [u64; 2],
     /// Whether a small file's bytes were asked for since they were last dropped: they are
     /// kept in memory only from the second time on, so pages asked for once (crawlers, a
@@ -202,7 +202,9 @@ struct Budget {
     limit: u64,
 }
 
+/// Budget of small files' bytes (up to `--cache-file-max`), with the entries.
 const MEMORY: usize = 0;
+/// Budget of open descriptors.
 const OPEN: usize = 1;
 
 /// What one entry is charged against `--cache-max`, beside its content: its metadata, key,
@@ -434,33 +436,36 @@ impl Cache {
     /// if the cache holds them, else read or opened now (and kept, within the budgets).
     pub fn content(&self, asset: &Asset, variant: usize) -> Result<Content, Stale> {
         let v = &asset.variants[variant];
-        match &v.resident {
+        let small = v.id.len <= self.limits.file_max;
+        let file = match &v.resident {
             Resident::Memory(b) => return Ok(Content::Memory(b.clone())),
-            Resident::Open(f) => return Ok(Content::File(f.clone(), v.id)),
-            Resident::Nothing => {}
-        }
-        let file = resolve::open_verified(&self.root, &asset.key, v.encoding, v.id)
-            .ok()
-            .flatten()
-            .ok_or(Stale)?;
-        let resident = if v.id.len <= self.limits.file_max {
-            if !self.lock().warm_up(&asset.key) {
-                // Asked for once since it was last kept: send it from disk, keep nothing.
-                return Ok(Content::File(Arc::new(file), v.id));
-            }
+            Resident::Open(f) if !small => return Ok(Content::File(f.clone(), v.id)),
+            Resident::Open(f) => f.clone(),
+            Resident::Nothing => Arc::new(
+                resolve::open_verified(&self.root, &asset.key, v.encoding, v.id)
+                    .ok()
+                    .flatten()
+                    .ok_or(Stale)?,
+            ),
+        };
+        // A small file's bytes are kept from its second request on; until then (or if
+        // they do not fit) its descriptor is.
+        let resident = if small && self.lock().warm_up(&asset.key) {
             let data = resolve::read_verified(&file, v.id).ok().flatten();
             Resident::Memory(Bytes::from(data.ok_or(Stale)?))
+        } else if matches!(v.resident, Resident::Open(_)) {
+            return Ok(Content::File(file, v.id));
         } else {
-            Resident::Open(Arc::new(file))
+            Resident::Open(file)
         };
         let content = match &resident {
             Resident::Memory(b) => Content::Memory(b.clone()),
             Resident::Open(f) => Content::File(f.clone(), v.id),
-            Resident::Nothing => unreachable!(),
+            Resident::Nothing => unreachable!("chosen above"),
         };
         let mut st = self.lock();
         st.update_variant(&asset.key, variant, v.id, |v| {
-            if matches!(v.resident, Resident::Nothing) {
+            if !matches!(v.resident, Resident::Memory(_)) {
                 v.resident = resident;
             }
         });
@@ -584,15 +589,14 @@ impl State {
             self.remove_slot(victim);
         }
         // Entries are charged against the memory budget too: content makes room for them.
-        let charged = (self.index.len() as u64 + 1) * ENTRY_BYTES;
-        let limit = self.budgets[MEMORY].limit.saturating_sub(charged);
+        let limit = self.limit(MEMORY, self.index.len() + 1);
         self.make_room(MEMORY, 0, limit);
         let key: Arc<str> = key.into();
         let slot = Slot {
             key: key.clone(),
             found: Found::Missing,
             checked: 0,
-            weight: [0, 0],
+            weight: [0; 2],
             warm: false,
         };
         let id = match self.free.pop() {
@@ -653,20 +657,16 @@ impl State {
     /// Counts slot `id`'s contents against the budgets again, evicting others' (or, if
     /// they cannot fit at all, its own) to stay within them.
     fn settle(&mut self, id: u32) {
-        let charged = self.index.len() as u64 * ENTRY_BYTES;
         for which in [MEMORY, OPEN] {
             let slot = self.slots[id as usize].as_ref().expect("slot");
             let old = slot.weight[which];
             let need = weight(&slot.found, which);
             let budget = &mut self.budgets[which];
-            let limit = match which {
-                MEMORY => budget.limit.saturating_sub(charged),
-                _ => budget.limit,
-            };
             if budget.order.contains(id) {
                 budget.order.remove(id);
                 budget.used -= old;
             }
+            let limit = self.limit(which, self.index.len());
             if need > 0 {
                 self.make_room(which, need, limit);
             }
@@ -687,6 +687,16 @@ impl State {
 }
 
 impl State {
+    /// What budget `which` may use with `entries` entries kept: content shares
+    /// `--cache-max` with the entries.
+    fn limit(&self, which: usize, entries: usize) -> u64 {
+        let limit = self.budgets[which].limit;
+        match which {
+            MEMORY => limit.saturating_sub(entries as u64 * ENTRY_BYTES),
+            _ => limit,
+        }
+    }
+
     /// Drops what budget `which` counts from the members SIEVE picks, until `need` more
     /// fits within `limit` or nothing is left to drop.
     fn make_room(&mut self, which: usize, need: u64, limit: u64) {
@@ -705,7 +715,16 @@ impl State {
     }
 }
 
-/// What `found` counts against budget `which`: bytes in memory, or open descriptors.
+/// The budget that counts what is kept of `resident`, and how much it counts.
+fn charge(resident: &Resident) -> Option<(usize, u64)> {
+    match resident {
+        Resident::Nothing => None,
+        Resident::Memory(b) => Some((MEMORY, b.len() as u64)),
+        Resident::Open(_) => Some((OPEN, 1)),
+    }
+}
+
+/// What `found` counts against budget `which`.
 fn weight(found: &Found, which: usize) -> u64 {
     let Found::File(asset) = found else {
         return 0;
@@ -713,11 +732,9 @@ fn weight(found: &Found, which: usize) -> u64 {
     asset
         .variants
         .iter()
-        .map(|v| match (&v.resident, which) {
-            (Resident::Memory(b), MEMORY) => b.len() as u64,
-            (Resident::Open(_), OPEN) => 1,
-            _ => 0,
-        })
+        .filter_map(|v| charge(&v.resident))
+        .filter(|&(w, _)| w == which)
+        .map(|(_, n)| n)
         .sum()
 }
 
@@ -728,12 +745,7 @@ fn strip(found: &Found, which: usize) -> Found {
     };
     let mut asset = Asset::clone(asset);
     for v in asset.variants.iter_mut() {
-        let drop = match &v.resident {
-            Resident::Memory(_) => which == MEMORY,
-            Resident::Open(_) => which == OPEN,
-            Resident::Nothing => false,
-        };
-        if drop {
+        if charge(&v.resident).is_some_and(|(w, _)| w == which) {
             v.resident = Resident::Nothing;
         }
     }

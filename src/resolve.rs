@@ -15,7 +15,7 @@
 //! their paths.
 
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -253,13 +253,22 @@ pub fn open_verified(
 
 /// Reads the whole of an open `file` if it still is the file `id` describes and did not
 /// change while being read; `Ok(None)` otherwise.
+///
+/// Positioned reads: the descriptor may be shared, its file position is never used.
 pub fn read_verified(file: &File, id: FileId) -> io::Result<Option<Vec<u8>>> {
     // One byte more than expected, so a file that grew shows as a mismatch too.
-    let mut data = Vec::with_capacity(id.len as usize + 1);
-    Read::take(file, id.len + 1).read_to_end(&mut data)?;
-    if data.len() as u64 != id.len || !id.matches(file)? {
+    let mut data = vec![0u8; id.len as usize + 1];
+    let mut filled = 0;
+    while filled < data.len() {
+        match file.read_at(&mut data[filled..], filled as u64)? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    if filled as u64 != id.len || !id.matches(file)? {
         return Ok(None);
     }
+    data.truncate(filled);
     Ok(Some(data))
 }
 
