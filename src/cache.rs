@@ -133,19 +133,11 @@ pub struct Limits {
     pub memory: u64,
     /// Largest file kept in memory; larger ones are kept open instead.
     pub file_max: u64,
-    /// Paths kept, at most (fewer if `memory` cannot hold that many at [`ENTRY_BYTES`]).
+    /// Paths kept, at most (fewer if `memory` cannot hold that many at [`ENTRY_BYTES`]
+    /// and their keys).
     pub entries: usize,
     /// Descriptors kept open.
     pub open_files: usize,
-}
-
-impl Limits {
-    /// The entry cap in force: `entries`, or as many as `memory` holds with no content.
-    fn max_entries(&self) -> usize {
-        self.entries
-            .min((self.memory / ENTRY_BYTES).try_into().unwrap_or(usize::MAX))
-            .max(1)
-    }
 }
 
 /// Counters and sizes, for metrics and tests.
@@ -207,16 +199,25 @@ const MEMORY: usize = 0;
 /// Budget of open descriptors.
 const OPEN: usize = 1;
 
-/// What one entry is charged against `--cache-max`, beside its content: its metadata, key,
-/// index slot and eviction links. Measured at about 410 bytes (RSS over 48 000 entries with
-/// no content kept); rounded up for the allocator's and the hash table's slack.
+/// What one entry is charged against `--cache-max`, beside its content and its key's
+/// length: its metadata, index slot and eviction links. Measured at about 410 bytes with
+/// 20-byte keys (RSS over 48 000 entries with no content kept); rounded up for the
+/// allocator's and the hash table's slack.
 pub const ENTRY_BYTES: u64 = 512;
+
+/// What an entry for `key` is charged: a flood of long random paths must not hold more
+/// memory than `--cache-max` says.
+fn entry_cost(key: &str) -> u64 {
+    ENTRY_BYTES + key.len() as u64
+}
 
 struct State {
     slots: Vec<Option<Slot>>,
     free: Vec<u32>,
     index: HashMap<Arc<str>, u32>,
     entries: Sieve,
+    /// What the entries are charged against `--cache-max` ([`entry_cost`]).
+    entry_bytes: u64,
     budgets: [Budget; 2],
     /// Files being hashed, so a burst of misses queues one job each.
     hashing: HashSet<FileId>,
@@ -268,6 +269,7 @@ impl Cache {
                     free: Vec::new(),
                     index: HashMap::new(),
                     entries: Sieve::default(),
+                    entry_bytes: 0,
                     budgets: [budget(limits.memory), budget(limits.open_files as u64)],
                     hashing: HashSet::new(),
                     known: HashMap::new(),
@@ -397,7 +399,7 @@ impl Cache {
             st.stats.misses += 1;
             let id = match st.index.get(key) {
                 Some(&id) => id,
-                None => st.new_slot(key, self.limits.max_entries()),
+                None => st.new_slot(key, self.limits.entries),
             };
             let found = st.with_known_etags(found);
             {
@@ -495,7 +497,7 @@ impl Cache {
         let mut s = st.stats;
         s.entries = st.index.len() as u64;
         s.content_bytes = st.budgets[MEMORY].used;
-        s.memory_bytes = s.content_bytes + s.entries * ENTRY_BYTES;
+        s.memory_bytes = s.content_bytes + st.entry_bytes;
         s.open_files = st.budgets[OPEN].used;
         s
     }
@@ -581,7 +583,9 @@ impl State {
 
     /// A new, empty slot for `key`, evicting the entry SIEVE picks if the cache is full.
     fn new_slot(&mut self, key: &str, max_entries: usize) -> u32 {
-        while self.index.len() >= max_entries.max(1) {
+        let cost = entry_cost(key);
+        let memory = self.budgets[MEMORY].limit;
+        while self.index.len() >= max_entries || self.entry_bytes + cost > memory {
             let Some(victim) = self.entries.evict() else {
                 break;
             };
@@ -589,7 +593,8 @@ impl State {
             self.remove_slot(victim);
         }
         // Entries are charged against the memory budget too: content makes room for them.
-        let limit = self.limit(MEMORY, self.index.len() + 1);
+        self.entry_bytes += cost;
+        let limit = self.limit(MEMORY);
         self.make_room(MEMORY, 0, limit);
         let key: Arc<str> = key.into();
         let slot = Slot {
@@ -626,6 +631,7 @@ impl State {
             }
         }
         self.index.remove(&slot.key);
+        self.entry_bytes -= entry_cost(&slot.key);
         self.free.push(id);
     }
 
@@ -666,7 +672,7 @@ impl State {
                 budget.order.remove(id);
                 budget.used -= old;
             }
-            let limit = self.limit(which, self.index.len());
+            let limit = self.limit(which);
             if need > 0 {
                 self.make_room(which, need, limit);
             }
@@ -687,12 +693,11 @@ impl State {
 }
 
 impl State {
-    /// What budget `which` may use with `entries` entries kept: content shares
-    /// `--cache-max` with the entries.
-    fn limit(&self, which: usize, entries: usize) -> u64 {
+    /// What budget `which` may use: content shares `--cache-max` with the entries.
+    fn limit(&self, which: usize) -> u64 {
         let limit = self.budgets[which].limit;
         match which {
-            MEMORY => limit.saturating_sub(entries as u64 * ENTRY_BYTES),
+            MEMORY => limit.saturating_sub(self.entry_bytes),
             _ => limit,
         }
     }

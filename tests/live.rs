@@ -351,3 +351,26 @@ fn the_cache_stays_within_its_budgets_on_a_site_larger_than_them() {
         );
     }
 }
+
+#[test]
+fn a_flood_of_long_missing_paths_stays_within_the_memory_budget() {
+    let site = demo_site();
+    let s = Server::start(
+        site.path(),
+        &["--metrics-listen", "127.0.0.1:0", "--cache-max", "64KiB"],
+    );
+    // Each kept path is charged its key's length beside the entry itself, so 2 KB paths
+    // cannot hold more memory than the budget says.
+    for i in 0..300 {
+        let path = format!("/{i}-{}.html", "x".repeat(2000));
+        assert_eq!(s.get(&path).status, 404);
+    }
+    let m = metrics_of(&s);
+    let entries = metric(&m, "tinyserve_cache_entries ");
+    assert!(metric(&m, "tinyserve_cache_memory_bytes ") <= 65_536.0);
+    assert!(
+        entries * 2000.0 <= 65_536.0,
+        "{entries} entries of 2 KB keys kept"
+    );
+    assert_eq!(s.get("/style.css").status, 200);
+}
