@@ -188,6 +188,13 @@ impl Metrics {
         self.in_flight.dec();
     }
 
+    /// A request refused while its head was parsed (hyper answered it): counted by status
+    /// class under method `OTHER`, never in flight.
+    pub fn rejected(&self, status: StatusCode) {
+        let c = (status.as_u16() / 100).clamp(1, 5) as usize - 1;
+        self.requests[2][c].inc();
+    }
+
     /// The OpenMetrics text exposition.
     pub fn render(&self) -> String {
         if let Some((cache, m)) = &self.cache {

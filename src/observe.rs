@@ -2,14 +2,14 @@
 //! written when the response body is dropped, so a long download is logged with its real
 //! duration and the bytes that actually left.
 
-use std::convert::Infallible;
-use std::future::{ready, Future, Ready};
+use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
-use http::{header, Method, Request, Response};
+use http::{header, Method, Request, Response, StatusCode};
 
 use crate::body::Body;
 use crate::metrics::Metrics;
@@ -41,6 +41,7 @@ impl<S> Observe<S> {
 struct Pending {
     recorder: Arc<Recorder>,
     start: Instant,
+    peer: Option<SocketAddr>,
     method: Method,
     /// Path and query, and user agent: copied only when the access log is on.
     target: String,
@@ -61,7 +62,7 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let pending = Pending::begin(&self.recorder, &req);
+        let pending = Pending::begin(&self.recorder, &req, None);
         ObserveFuture {
             inner: self.inner.call(req),
             pending,
@@ -69,26 +70,53 @@ where
     }
 }
 
-/// hyper calls this directly, with `&self`: no clone of the service per request, which the
-/// tower adapter would do.
-impl hyper::service::Service<Request<hyper::body::Incoming>> for Observe<SiteService> {
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = Ready<Result<Response<Body>, Infallible>>;
-
-    fn call(&self, req: Request<hyper::body::Incoming>) -> Self::Future {
-        let pending = Pending::begin(&self.recorder, &req);
-        let mut response = self.inner.respond(&req);
+impl Observe<SiteService> {
+    /// Answers `req` from `peer` and records it. The server's connections call this with
+    /// `&self`: no clone of the service per request, which the tower adapter would do.
+    pub fn respond<B>(&self, req: &Request<B>, peer: Option<SocketAddr>) -> Response<Body> {
+        let pending = Pending::begin(&self.recorder, req, peer);
+        let mut response = self.inner.respond(req);
         if let Some(p) = pending {
             p.attach(&mut response);
         }
-        ready(Ok(response))
+        response
+    }
+}
+
+impl Recorder {
+    /// Records a response hyper sent on its own for a request it could not parse (400,
+    /// 414, 431): one access line (method and path unknown) and a count by status class.
+    /// A flood of garbage costs one line per rejected request, as any other request does:
+    /// each costs the client a connection or a request head, so the log grows no faster
+    /// than it would under a flood of valid requests.
+    pub fn rejected(&self, peer: SocketAddr, status: StatusCode) {
+        if let Some(m) = &self.metrics {
+            m.rejected(status);
+        }
+        if self.access_log {
+            tracing::info!(
+                target: "access",
+                peer = %peer,
+                method = "-",
+                path = "-",
+                status = status.as_u16(),
+                bytes = 0u64,
+                duration_us = 0u64,
+                user_agent = "",
+                complete = true,
+                "request"
+            );
+        }
     }
 }
 
 impl Pending {
     /// What to remember of `req`, or `None` when nothing is recorded.
-    fn begin<B>(recorder: &Arc<Recorder>, req: &Request<B>) -> Option<Pending> {
+    fn begin<B>(
+        recorder: &Arc<Recorder>,
+        req: &Request<B>,
+        peer: Option<SocketAddr>,
+    ) -> Option<Pending> {
         if !recorder.access_log && recorder.metrics.is_none() {
             return None;
         }
@@ -113,6 +141,7 @@ impl Pending {
         Some(Pending {
             recorder: recorder.clone(),
             start: Instant::now(),
+            peer,
             method: req.method().clone(),
             target,
             user_agent,
@@ -132,6 +161,7 @@ impl Pending {
                 if self.recorder.access_log {
                     tracing::info!(
                         target: "access",
+                        peer = %Peer(self.peer),
                         method = %self.method,
                         path = %self.target,
                         status = status.as_u16(),
@@ -143,6 +173,18 @@ impl Pending {
                     );
                 }
             }));
+    }
+}
+
+/// A peer address in the log, `-` when unknown (the service used without a connection).
+struct Peer(Option<SocketAddr>);
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(addr) => addr.fmt(f),
+            None => f.write_str("-"),
+        }
     }
 }
 

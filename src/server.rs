@@ -7,12 +7,13 @@
 
 use std::convert::Infallible;
 use std::future::{ready, Future, Ready};
+use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::header::{self, HeaderMap, HeaderValue};
-use http::{Request, Response};
+use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
@@ -80,7 +81,7 @@ pub async fn run(
     });
     let service = Observe::new(
         SiteService::new(cache, readiness.clone(), common, config.fallback.clone()),
-        recorder,
+        recorder.clone(),
     );
 
     let addr = listener.local_addr()?;
@@ -106,7 +107,12 @@ pub async fn run(
     // Header and idle timeouts are TimedIo's: one timer per connection, none per request.
     http.header_read_timeout(None)
         .max_buf_size(config.max_header_size)
-        .keep_alive(true);
+        .keep_alive(true)
+        // A client may send its request and then shut its sending side (`printf … | nc`,
+        // scripted health checks, proxies that forward a half-close): it still gets every
+        // answer, and the connection closes once the last one is written. Without this,
+        // hyper drops a request whose EOF it reads before it has answered.
+        .half_close(true);
     let timeouts = Timeouts {
         header: config.header_timeout,
         idle: config.idle_timeout,
@@ -154,10 +160,17 @@ pub async fn run(
         let connection = Connection {
             service: service.clone(),
             segments,
+            peer,
         };
         let conn = graceful.watch(http.serve_connection(io, connection));
+        let recorder = recorder.clone();
         tokio::spawn(async move {
             if let Err(e) = conn.await {
+                // A request hyper refused while parsing it was answered by hyper itself,
+                // before the service saw it: record that answer here.
+                if let Some(status) = rejection_status(&e) {
+                    recorder.rejected(peer, status);
+                }
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
             drop(permit);
@@ -185,11 +198,26 @@ pub async fn run(
     Ok(())
 }
 
+/// The status hyper answered a request it could not parse with (its automatic response),
+/// or `None` if it sent none (an HTTP/2 preface, a connection closed mid-head, a timeout).
+fn rejection_status(e: &hyper::Error) -> Option<StatusCode> {
+    if e.is_parse_too_large() {
+        // The one parse error hyper describes this way is a URI over its own limit.
+        return Some(if e.to_string().contains("URI too long") {
+            StatusCode::URI_TOO_LONG
+        } else {
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+        });
+    }
+    (e.is_parse() && !e.is_parse_version_h2()).then_some(StatusCode::BAD_REQUEST)
+}
+
 /// One connection's service: the shared one, with file bodies sent by `sendfile` through
-/// this connection's [`SendfileIo`].
+/// this connection's [`SendfileIo`], and the peer's address for the access log.
 struct Connection {
     service: Observe<SiteService>,
     segments: Arc<Segments>,
+    peer: SocketAddr,
 }
 
 impl hyper::service::Service<Request<Incoming>> for Connection {
@@ -198,7 +226,7 @@ impl hyper::service::Service<Request<Incoming>> for Connection {
     type Future = Ready<Result<Response<Body>, Infallible>>;
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
-        let Ok(mut response) = self.service.call(req).into_inner();
+        let mut response = self.service.respond(&req, Some(self.peer));
         response.body_mut().use_sendfile(&self.segments);
         ready(Ok(response))
     }

@@ -307,6 +307,28 @@ fn renders_meet_the_contract_for_every_branch() {
             delay > 0.0,
             "no shutdown delay: load balancers would still send traffic"
         );
+        // The memory limit holds the worst case the settings allow, with a third to spare:
+        // the file cache's whole budget, ~15 KiB per connection at the cap (measured), and
+        // 2 MiB of process (README, "How it is built").
+        let mib = |v: &str| -> f64 {
+            let (n, unit) = v.split_at(v.find(|c: char| !c.is_ascii_digit()).unwrap());
+            let n: f64 = n.parse().unwrap();
+            match unit {
+                "Ki" | "KiB" => n / 1024.0,
+                "Mi" | "MiB" => n,
+                "Gi" | "GiB" => n * 1024.0,
+                other => panic!("unit {other}"),
+            }
+        };
+        let limit = mib(c["resources"]["limits"]["memory"].as_str().unwrap());
+        let cache = mib(&env["TINYSERVE_CACHE_MAX"]);
+        let conns: f64 = env["TINYSERVE_MAX_CONNECTIONS"].parse().unwrap();
+        let worst = cache + conns * 15.0 / 1024.0 + 2.0;
+        assert!(
+            worst * 1.3 <= limit,
+            "worst case {worst:.0} MiB leaves too little of the {limit} MiB limit"
+        );
+        assert!(env["TINYSERVE_CACHE_OPEN_FILES"].parse::<u32>().unwrap() > 0);
 
         // The metrics port is scraped by annotation, never exposed by the Service.
         let ann = &spec["template"]["metadata"]["annotations"];

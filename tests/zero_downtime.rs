@@ -137,7 +137,43 @@ struct Tally {
     failed: AtomicU64,
 }
 
-/// Keep-alive clients through HAProxy, checking status and every body byte, until stopped.
+/// A health prober that sends its request and then half-closes (as `printf … | nc` and
+/// many scripted checks do), through HAProxy, until stopped.
+fn half_closing_prober(
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    tally: Arc<Tally>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            let answer = (|| -> std::io::Result<Vec<u8>> {
+                let mut s = TcpStream::connect(addr)?;
+                s.set_read_timeout(Some(Duration::from_secs(5)))?;
+                s.write_all(b"GET /healthz HTTP/1.1\r\nHost: lb\r\n\r\n")?;
+                s.shutdown(std::net::Shutdown::Write)?;
+                let mut out = Vec::new();
+                s.read_to_end(&mut out)?;
+                Ok(out)
+            })();
+            match answer {
+                Ok(raw) if raw.starts_with(b"HTTP/1.1 200") && raw.ends_with(b"\r\n\r\nok") => {
+                    tally.ok.fetch_add(1, Ordering::Relaxed);
+                }
+                other => {
+                    eprintln!(
+                        "half-closed probe failed: {:?}",
+                        other.map(|r| String::from_utf8_lossy(&r).into_owned())
+                    );
+                    tally.failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    })
+}
+
+/// Keep-alive clients through HAProxy, checking status and every body byte, and a
+/// half-closing health prober, until stopped.
 fn load(
     addr: SocketAddr,
     site: &Path,
@@ -146,6 +182,7 @@ fn load(
 ) -> Vec<std::thread::JoinHandle<()>> {
     let small = Arc::new(std::fs::read(site.join("index.html")).unwrap());
     let big = Arc::new(std::fs::read(site.join("big.bin")).unwrap());
+    let prober = half_closing_prober(addr, stop.clone(), tally.clone());
     (0..6)
         .map(|i| {
             let (stop, tally) = (stop.clone(), tally.clone());
@@ -195,6 +232,7 @@ fn load(
                 }
             })
         })
+        .chain(std::iter::once(prober))
         .collect()
 }
 
