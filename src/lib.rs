@@ -3,9 +3,9 @@
 //! Map of the crate:
 //! - [`config`]: flags and environment variables into a validated [`Config`].
 //! - [`path`]: percent-decoding and the rule for what no servable path can be.
-//! - [`cache`]: what request paths name, loaded on first use ([`resolve`]), bounded by
-//!   [`sieve`] eviction orders, kept fresh by [`watch`]; ETags from content, checked against
-//!   each file's identity ([`file_id`]).
+//! - [`cache`]: what request paths name ([`entry`]), loaded on first use ([`resolve`]),
+//!   kept within budgets by [`store`] with [`sieve`] eviction orders, kept fresh by
+//!   [`watch`]; ETags from content, checked against each file's identity ([`file_id`]).
 //! - [`negotiate`] (`Accept-Encoding`), [`headers`] (dates, `Cache-Control` policy),
 //!   [`mime`], [`conditional`] (RFC 9110 preconditions and ranges).
 //! - [`service`]: the tower service that answers requests; [`observe`] records them
@@ -19,6 +19,7 @@ pub mod body;
 pub mod cache;
 pub mod conditional;
 pub mod config;
+pub mod entry;
 pub mod file_id;
 pub mod headers;
 pub mod healthcheck;
@@ -36,6 +37,7 @@ pub mod server;
 pub mod service;
 pub mod sieve;
 pub mod signal;
+pub mod store;
 pub mod watch;
 
 pub use config::Config;

@@ -60,7 +60,7 @@ impl Mode {
 
 /// The change detector shared by the cache.
 pub struct Watch {
-    generation: AtomicU64,
+    generation: Arc<AtomicU64>,
     mode: Mode,
     /// Set when a directory could not be watched: the clock moves the generation too.
     degraded: AtomicBool,
@@ -116,7 +116,7 @@ impl Watch {
             (mode, why)
         };
         let watch = Arc::new(Watch {
-            generation: AtomicU64::new(0),
+            generation: Arc::new(AtomicU64::new(0)),
             mode,
             degraded: AtomicBool::new(false),
             inotify,
@@ -128,19 +128,22 @@ impl Watch {
                 .spawn(move || w.read_events())
                 .expect("spawn the inotify thread");
         }
-        if mode != Mode::Off {
-            let w = watch.clone();
-            std::thread::Builder::new()
-                .name("tinyserve-poll".into())
-                .spawn(move || loop {
-                    std::thread::sleep(POLL_EVERY);
-                    if w.mode == Mode::Poll || w.degraded.load(Ordering::Relaxed) {
-                        w.bump();
-                    }
-                })
-                .expect("spawn the poll thread");
+        if mode == Mode::Poll {
+            watch.start_clock();
         }
         (watch, why)
+    }
+
+    /// Starts the thread that moves the generation every [`POLL_EVERY`] (once).
+    fn start_clock(&self) {
+        let generation = self.generation.clone();
+        std::thread::Builder::new()
+            .name("tinyserve-poll".into())
+            .spawn(move || loop {
+                std::thread::sleep(POLL_EVERY);
+                generation.fetch_add(1, Ordering::AcqRel);
+            })
+            .expect("spawn the poll thread");
     }
 
     /// The mode in force (never `Auto`).
@@ -223,6 +226,7 @@ impl Watch {
 
     fn degrade(&self, why: &str) {
         if !self.degraded.swap(true, Ordering::Relaxed) {
+            self.start_clock();
             tracing::warn!(
                 reason = why,
                 every_ms = POLL_EVERY.as_millis() as u64,
