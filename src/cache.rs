@@ -11,10 +11,11 @@
 //! current generation is served as it is; an older one is checked again (its files'
 //! identities compared afresh) and reloaded only if they changed.
 //!
-//! ETags: a small file is hashed as it is read, so it never goes out without one. A large
-//! file is hashed in the background by one thread; until that finishes its responses carry
-//! no ETag (Last-Modified still validates), so no 200 ever carries an ETag that does not
-//! describe its bytes, and the first request does not wait for a gigabyte to be read.
+//! ETags: a file up to [`HASH_INLINE_MAX`] is hashed as it is first read, so it never goes
+//! out without one. A larger file is hashed in the background by one thread; until that
+//! finishes its responses carry no ETag (Last-Modified still validates), so no 200 ever
+//! carries an ETag that does not describe its bytes, and the first request does not wait
+//! for a gigabyte to be read.
 
 use std::fs::File;
 use std::io;
@@ -48,6 +49,11 @@ pub fn default_open_files() -> usize {
     let soft = if ok { limit.rlim_cur } else { 1024 };
     (soft / 4).clamp(16, 16384) as usize
 }
+
+/// Files up to this size are hashed when they are first looked up, on the request's own
+/// thread (a 256 KiB read and hash from the page cache: about 50 µs); larger ones in the
+/// background, so a first request never waits for a large file to be read.
+const HASH_INLINE_MAX: u64 = 256 << 10;
 
 /// The bytes to send for a representation.
 pub enum Content {
@@ -191,6 +197,12 @@ impl Cache {
                 let data = resolve::read_verified(&file, id).ok()??;
                 let etag = Etag::of(resolve::hash(&data));
                 (Some(etag), Resident::Memory(Bytes::from(data)))
+            } else if id.len <= HASH_INLINE_MAX {
+                // Hashed now, so even the first response has its ETag; the bytes are not
+                // kept, the descriptor is.
+                let data = resolve::read_verified(&file, id).ok()??;
+                let etag = Etag::of(resolve::hash(&data));
+                (Some(etag), Resident::Open(Arc::new(file)))
             } else {
                 (None, Resident::Open(Arc::new(file)))
             };

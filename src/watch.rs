@@ -27,7 +27,7 @@ pub const POLL_EVERY: Duration = Duration::from_millis(500);
 
 /// Inotify events are gathered this long before the generation moves, so a burst (an
 /// editor's save, a deploy rewriting a folder) costs each entry one check, not one per event.
-pub const BATCH: Duration = Duration::from_millis(20);
+pub const BATCH: Duration = Duration::from_millis(50);
 
 /// The most directories watched; past it, `poll` takes over. Far below the kernel's usual
 /// per-user limit (8192 on old kernels, more on new ones), which other programs share.
