@@ -21,7 +21,7 @@ LABEL org.opencontainers.image.title="tinyserve" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.licenses="MIT OR Apache-2.0"
 ENV TINYSERVE_ROOT=/static \
-    TINYSERVE_LISTEN=0.0.0.0:8080 \
+    TINYSERVE_LISTEN=[::]:8080 \
     TINYSERVE_LOG_FORMAT=json
 # Numeric, so Kubernetes' runAsNonRoot can verify it without an /etc/passwd.
 USER 65532:65532

@@ -133,7 +133,7 @@ const WATCH: usize = 20;
 /// Every option, in the order `--help` lists them. The indices above point into it.
 const OPTS: [Opt; 21] = [
     Opt { flag: "root", env: "TINYSERVE_ROOT", value: "DIR", default: Some("static"), help: "folder to serve; must exist at startup" },
-    Opt { flag: "listen", env: "TINYSERVE_LISTEN", value: "ADDR", default: Some("0.0.0.0:8080"), help: "address to bind; port 0 picks a free port" },
+    Opt { flag: "listen", env: "TINYSERVE_LISTEN", value: "ADDR", default: Some("[::]:8080"), help: "address to bind; [::] is IPv4 and IPv6 (IPv4 only where the host has no IPv6); port 0 picks a free port" },
     Opt { flag: "shutdown-delay", env: "TINYSERVE_SHUTDOWN_DELAY", value: "DUR", default: Some("0s"), help: "after SIGTERM, keep serving (readiness failing) this long before closing the listener" },
     Opt { flag: "drain-timeout", env: "TINYSERVE_DRAIN_TIMEOUT", value: "DUR", default: Some("10s"), help: "then wait at most this long for in-flight requests" },
     Opt { flag: "log-format", env: "TINYSERVE_LOG_FORMAT", value: "text|json", default: Some("text"), help: "access and event log format on stdout (level through RUST_LOG)" },
@@ -250,7 +250,8 @@ where
     };
 
     if healthcheck {
-        let listen = source(LISTEN).parse_with(parse_addr, "an address like 0.0.0.0:8080")?;
+        let listen =
+            source(LISTEN).parse_with(parse_addr, "an address like [::]:8080 or 0.0.0.0:8080")?;
         return Ok(Command::Healthcheck(listen.expect("listen has a default")));
     }
 
@@ -301,12 +302,20 @@ where
         let src = source(HEADER);
         let mut out = Vec::new();
         for line in lines.iter().map(|l| l.trim()).filter(|l| !l.is_empty()) {
-            out.push(parse_header(line).ok_or_else(|| {
+            let (name, value) = parse_header(line).ok_or_else(|| {
                 src.error(
                     line,
                     "expected 'Name: value', e.g. 'Content-Security-Policy: default-src 'self''",
                 )
-            })?);
+            })?;
+            if REFUSED_HEADERS.contains(&name.as_str()) {
+                return Err(src.error(
+                    line,
+                    "the server sets this header per response (message framing, a hop-by-hop \
+                     header or the representation's own); add others, like CSP or HSTS",
+                ));
+            }
+            out.push((name, value));
         }
         out
     };
@@ -502,6 +511,25 @@ fn parse_immutable(s: &str) -> Option<ImmutableRule> {
     Some(rule)
 }
 
+/// Headers `--header` may not add: framing (a wrong length or coding corrupts every
+/// response), hop-by-hop ones (RFC 9110 §7.6.1: about one connection, not the content), and
+/// those the server computes per representation.
+const REFUSED_HEADERS: [&str; 13] = [
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+    "content-range",
+    "content-encoding",
+    "etag",
+    "last-modified",
+    "date",
+];
+
 fn parse_header(line: &str) -> Option<(HeaderName, HeaderValue)> {
     let (name, value) = line.split_once(':')?;
     let name = HeaderName::from_bytes(name.trim().as_bytes()).ok()?;
@@ -551,7 +579,7 @@ mod tests {
     #[test]
     fn flag_beats_env_beats_default() {
         let c = config(&[], &[]);
-        assert_eq!(c.listen, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(c.listen, "[::]:8080".parse().unwrap());
         assert_eq!(c.drain_timeout, Duration::from_secs(10));
         let c = config(&[], &[("TINYSERVE_LISTEN", "127.0.0.1:9")]);
         assert_eq!(c.listen, "127.0.0.1:9".parse().unwrap());

@@ -11,6 +11,7 @@
 //! - [`service`]: the tower service that answers requests; [`observe`] records them
 //!   (access log, [`metrics`]); [`body`] is the response body; [`sendfile`] sends large
 //!   files from the page cache without copying them through the server.
+//! - [`host`]: the RFC 9112 rules for `Host`; [`listen`]: dual-stack binding.
 //! - [`server`]: the accept loop, connection limits and timeouts ([`idle`]), graceful
 //!   shutdown; [`run`] is the entry point tests call with their own shutdown future.
 //! - [`signal`], [`logging`], [`healthcheck`]: what `main` wires up around [`run`].
@@ -23,7 +24,9 @@ pub mod entry;
 pub mod file_id;
 pub mod headers;
 pub mod healthcheck;
+pub mod host;
 pub mod idle;
+pub mod listen;
 pub mod logging;
 pub mod memcpy;
 pub mod metrics;

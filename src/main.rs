@@ -91,7 +91,7 @@ fn serve(config: Config) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let listener = match tokio::net::TcpListener::bind(config.listen).await {
+        let listener = match tinyserve::listen::bind(config.listen, "--listen") {
             Ok(l) => l,
             Err(e) => {
                 eprintln!(

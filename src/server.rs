@@ -67,7 +67,7 @@ pub async fn run(
     let metrics = match config.metrics_listen {
         None => None,
         Some(addr) => {
-            let l = TcpListener::bind(addr).await.map_err(|e| {
+            let l = crate::listen::bind(addr, "--metrics-listen").map_err(|e| {
                 format!("cannot listen on {addr} (--metrics-listen, TINYSERVE_METRICS_LISTEN): {e}")
             })?;
             Some((l, Arc::new(Metrics::new(Some(cache.clone())))))

@@ -17,6 +17,7 @@ use crate::body::Body;
 use crate::cache::{Asset, Cache, Content, Found};
 use crate::conditional::{self, Outcome, Validators};
 use crate::headers;
+use crate::host;
 use crate::negotiate;
 use crate::path::{self, Checked};
 use crate::resolve::Etag;
@@ -82,7 +83,11 @@ impl SiteService {
         let method = req.method();
         let is_get = method == Method::GET;
         let draining = s.readiness.is_draining();
-        let mut response = if !is_get && method != Method::HEAD {
+        let mut response = if let Some(why) = host::problem(req) {
+            // RFC 9112 §3.2: a missing (HTTP/1.1), repeated or invalid Host is a 400.
+            tracing::debug!(why, "bad Host");
+            s.text(StatusCode::BAD_REQUEST, "bad request: Host header\n")
+        } else if !is_get && method != Method::HEAD {
             let mut r = s.text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
             r.headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));

@@ -117,6 +117,25 @@ fn bad_flags_and_env_values_exit_2_naming_them() {
             ["--header-timeout", "TINYSERVE_HEADER_TIMEOUT", "0s"],
         ),
         (
+            vec!["--root", root, "--header", "Content-Length: 10"],
+            vec![],
+            ["--header", "TINYSERVE_HEADERS", "Content-Length: 10"],
+        ),
+        (
+            vec!["--root", root],
+            vec![("TINYSERVE_HEADERS", "X-Ok: 1\nTransfer-Encoding: chunked")],
+            [
+                "--header",
+                "TINYSERVE_HEADERS",
+                "Transfer-Encoding: chunked",
+            ],
+        ),
+        (
+            vec!["--root", root, "--header", "Connection: keep-alive"],
+            vec![],
+            ["--header", "TINYSERVE_HEADERS", "Connection"],
+        ),
+        (
             vec!["--root", root, "--watch", "sometimes"],
             vec![],
             ["--watch", "TINYSERVE_WATCH", "sometimes"],
@@ -220,7 +239,7 @@ fn help_lists_every_option_with_env_and_default() {
     let help = String::from_utf8_lossy(&out.stdout);
     for (flag, env, default) in [
         ("--root", "TINYSERVE_ROOT", "static"),
-        ("--listen", "TINYSERVE_LISTEN", "0.0.0.0:8080"),
+        ("--listen", "TINYSERVE_LISTEN", "[::]:8080"),
         ("--shutdown-delay", "TINYSERVE_SHUTDOWN_DELAY", "0s"),
         ("--drain-timeout", "TINYSERVE_DRAIN_TIMEOUT", "10s"),
         ("--log-format", "TINYSERVE_LOG_FORMAT", "text"),

@@ -105,7 +105,11 @@ fn hardened_container_serves_site_health_and_brotli() {
     // JSON logs by default.
     let logs = ok("docker", &["logs", &c.name]);
     assert!(logs.lines().all(|l| l.starts_with('{')), "{logs}");
-    assert!(logs.contains("listening on 0.0.0.0:8080"), "{logs}");
+    // Dual-stack where the container has IPv6, IPv4 alone (with a warning) where not.
+    assert!(
+        logs.contains("listening on [::]:8080") || logs.contains("listening on 0.0.0.0:8080"),
+        "{logs}"
+    );
 }
 
 #[test]

@@ -35,7 +35,12 @@ fn service(root: &std::path::Path) -> (SiteService, Arc<Readiness>) {
 }
 
 fn req(method: Method, uri: &str) -> Request<()> {
-    Request::builder().method(method).uri(uri).body(()).unwrap()
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(http::header::HOST, "test")
+        .body(())
+        .unwrap()
 }
 
 #[tokio::test]

@@ -251,3 +251,47 @@ fn large_files_stream_from_disk_byte_exact() {
     let r = s.get("/style.css");
     assert_eq!(r.text(), "body { color: black; } /* identity */");
 }
+
+#[test]
+fn dual_stack_listen_serves_ipv4_and_ipv6_clients() {
+    let site = demo_site();
+    // The default listen is [::]:8080; port 0 here.
+    let s = Server::start(site.path(), &["--listen", "[::]:0"]);
+    assert!(s.addr.is_ipv6(), "{}", s.addr);
+    for ip in ["127.0.0.1", "::1"] {
+        let addr = std::net::SocketAddr::new(ip.parse().unwrap(), s.addr.port());
+        let r = request(addr, "GET", "/style.css", &[]);
+        assert_eq!(r.status, 200, "{ip}");
+        assert_eq!(r.text(), "body { color: black; } /* identity */");
+    }
+}
+
+#[test]
+fn host_must_be_present_single_and_valid_on_http_1_1() {
+    let site = demo_site();
+    let s = Server::start(site.path(), &[]);
+    let status = |raw: &str| {
+        parse_response(&send_raw(s.addr, raw.as_bytes()))
+            .unwrap()
+            .status
+    };
+    // RFC 9112 §3.2: missing (HTTP/1.1), repeated or invalid Host: 400.
+    assert_eq!(
+        status("GET /style.css HTTP/1.1\r\nConnection: close\r\n\r\n"),
+        400
+    );
+    assert_eq!(
+        status("GET /style.css HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n"),
+        400
+    );
+    assert_eq!(
+        status("GET /style.css HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n"),
+        400
+    );
+    // HTTP/1.0 without Host stays allowed (simple health checkers), a valid Host is served.
+    assert_eq!(status("GET /style.css HTTP/1.0\r\n\r\n"), 200);
+    assert_eq!(
+        status("GET /style.css HTTP/1.1\r\nHost: [::1]:8080\r\nConnection: close\r\n\r\n"),
+        200
+    );
+}
