@@ -120,7 +120,13 @@ def run(servers, cmds_for, ports, args, raw: Path, helpers) -> list:
     make_site(site, PAGES, BIG)
     make_site(site_xl, PAGES_XL, BIG_XL, base=site)
     # Warm the page cache, as the small-site scenarios are warm: read every file once.
-    subprocess.run(["sh", "-c", f"find {site} -type f -exec cat {{}} + > /dev/null"], check=True)
+    # Again before every round: this VM's host reclaims page-cache pages left untouched for
+    # 60 s (DAMON `pageout`), which would turn a random page into a disk read mid-run.
+    def warm_page_cache():
+        subprocess.run(["taskset", "-c", str(args.load_cpu), "sh", "-c",
+                        f"find {site} -type f -exec cat {{}} + > /dev/null"], check=True)
+
+    warm_page_cache()
 
     cmds, cmds_xl = cmds_for(site), cmds_for(site_xl)
     # nginx keeps 16 000 descriptors open (open_file_cache max=16000); tinyserve is given the
@@ -160,6 +166,7 @@ def run(servers, cmds_for, ports, args, raw: Path, helpers) -> list:
             for rep in range(1, args.repeats + 1):
                 order = servers[rep - 1:] + servers[:rep - 1]
                 print(f"large site {w} round {rep}/{args.repeats}: {', '.join(order)}", file=sys.stderr, flush=True)
+                warm_page_cache()
                 for name in order:
                     r = helpers.load(name, procs[name].pid, ports[name], f"large-{w}", "/", CONNECTIONS,
                                      args, raw, rep, script=str(scripts[w]))
@@ -180,7 +187,8 @@ def run(servers, cmds_for, ports, args, raw: Path, helpers) -> list:
         f"wrk -t1 -c{CONNECTIONS}, {args.duration} s per run, {args.repeats} rounds per workload, servers back to "
         "back in a rotating order; `uniform`: every page alike; `zipf`: page of rank r with weight 1/r. "
         f"Start-up: median of {helpers.STARTS} starts to the first 200 (tinyserve: /readyz), on this site and on "
-        f"one of {PAGES_XL:,} pages + {BIG_XL:,} large files. Warm page cache; each server warmed by a "
+        f"one of {PAGES_XL:,} pages + {BIG_XL:,} large files. Warm page cache (every file read again before "
+        "each round); each server warmed by a "
         f"{WARM_UP_SECONDS} s uniform run first. nginx: open_file_cache max={OPEN_FILES}; tinyserve: defaults "
         f"but --cache-open-files {OPEN_FILES} (64 MiB --cache-max).",
         "",
