@@ -271,8 +271,12 @@ impl Store {
 
     fn touch(&mut self, id: u32) {
         self.entries.touch(id);
-        for b in &mut self.budgets {
-            b.order.touch(id);
+        // Only the orders the slot is in: its weights say which, without a look at them.
+        let weight = self.slots[id as usize].as_ref().expect("slot").weight;
+        for (b, w) in self.budgets.iter_mut().zip(weight) {
+            if w > 0 {
+                b.order.touch(id);
+            }
         }
     }
 
