@@ -98,15 +98,6 @@ fn pipelined_requests_then_a_half_close_get_every_response() {
     }
 }
 
-fn metrics_text(s: &Server) -> String {
-    let maddr = address_after(&s.wait_for_line("metrics on "), "metrics on ").unwrap();
-    let raw = send_raw(
-        maddr,
-        b"GET /metrics HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n",
-    );
-    parse_response(&raw).unwrap().text()
-}
-
 /// The access lines (JSON) logged so far.
 fn access_lines(s: &Server) -> Vec<String> {
     s.lines
@@ -159,7 +150,7 @@ fn requests_refused_while_parsing_are_logged_and_counted_once() {
                     &format!("tinyserve_http_requests_total{{method=\"GET\",status=\"{class}\"}}"),
                 )
             };
-            let count_before = counted(&metrics_text(&s));
+            let count_before = counted(&s.metrics());
             let got = send_raw(s.addr, raw);
             assert_eq!(parse_response(&got).unwrap().status, status);
             // The line is written when the connection ends: wait for it, then for any other.
@@ -178,7 +169,7 @@ fn requests_refused_while_parsing_are_logged_and_counted_once() {
             let line = &lines[before];
             assert!(line.contains(&format!("\"status\":{status}")), "{line}");
             assert!(line.contains("\"peer\":\"127.0.0.1:"), "{line}");
-            assert_eq!(counted(&metrics_text(&s)), count_before + 1.0, "{status}");
+            assert_eq!(counted(&s.metrics()), count_before + 1.0, "{status}");
         }
     }
 }

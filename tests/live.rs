@@ -265,29 +265,20 @@ fn two_instances_on_copies_of_a_site_give_equal_etags() {
     }
 }
 
-fn metrics_of(s: &Server) -> String {
-    let maddr = address_after(&s.wait_for_line("metrics on "), "metrics on ").unwrap();
-    let raw = send_raw(
-        maddr,
-        b"GET /metrics HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n",
-    );
-    parse_response(&raw).unwrap().text()
-}
-
 #[test]
 fn nothing_is_read_before_the_first_request() {
     let site = demo_site();
     let s = Server::start(site.path(), &["--metrics-listen", "127.0.0.1:0"]);
-    let m = metrics_of(&s);
+    let m = s.metrics();
     assert_eq!(metric(&m, "tinyserve_cache_entries "), 0.0);
     assert_eq!(metric(&m, "tinyserve_cache_memory_bytes "), 0.0);
     assert_eq!(s.get("/readyz").status, 200);
     assert_eq!(s.get("/style.css").status, 200);
-    let m = metrics_of(&s);
+    let m = s.metrics();
     assert_eq!(metric(&m, "tinyserve_cache_entries "), 1.0);
     assert!(metric(&m, "tinyserve_cache_misses_total ") >= 1.0);
     assert_eq!(s.get("/style.css").status, 200);
-    assert!(metric(&metrics_of(&s), "tinyserve_cache_hits_total ") >= 1.0);
+    assert!(metric(&s.metrics(), "tinyserve_cache_hits_total ") >= 1.0);
 }
 
 #[test]
@@ -334,7 +325,7 @@ fn the_cache_stays_within_its_budgets_on_a_site_larger_than_them() {
                 assert!(r.body == *bytes, "{setup:?} round {round}: media {i}");
             }
         }
-        let m = metrics_of(&s);
+        let m = s.metrics();
         let memory = metric(&m, "tinyserve_cache_memory_bytes ");
         assert!(
             memory > 0.0 && memory <= 262_144.0,
@@ -365,7 +356,7 @@ fn a_flood_of_long_missing_paths_stays_within_the_memory_budget() {
         let path = format!("/{i}-{}.html", "x".repeat(2000));
         assert_eq!(s.get(&path).status, 404);
     }
-    let m = metrics_of(&s);
+    let m = s.metrics();
     let entries = metric(&m, "tinyserve_cache_entries ");
     assert!(metric(&m, "tinyserve_cache_memory_bytes ") <= 65_536.0);
     assert!(

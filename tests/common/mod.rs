@@ -115,6 +115,17 @@ impl Server {
     pub fn get(&self, path: &str) -> Response {
         request(self.addr, "GET", path, &[])
     }
+
+    /// The text of `/metrics` on the metrics listener (started with `--metrics-listen`).
+    pub fn metrics(&self) -> String {
+        let line = self.wait_for_line("metrics on ");
+        let maddr = address_after(&line, "metrics on ").unwrap();
+        let raw = send_raw(
+            maddr,
+            b"GET /metrics HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n",
+        );
+        parse_response(&raw).unwrap().text()
+    }
 }
 
 impl Drop for Server {
