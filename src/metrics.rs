@@ -16,9 +16,11 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use crate::body::Body;
 use crate::cache::Cache;
+use crate::idle::{TimedIo, Timeouts};
 
 const METHODS: [&str; 3] = ["GET", "HEAD", "OTHER"];
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
@@ -212,9 +214,21 @@ impl Default for Metrics {
     }
 }
 
-/// Serves `GET /metrics` on `listener` until the task is aborted.
-pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
+/// Connections the metrics listener serves at once: a scraper needs one or two. Past the
+/// cap, clients wait in the kernel's accept queue, as on the public listener.
+const METRICS_CONNECTIONS: usize = 16;
+
+/// Serves `GET /metrics` on `listener` until the task is aborted, with the same header and
+/// idle timeouts as the public listener and at most [`METRICS_CONNECTIONS`] at once: a
+/// slow or stuck client must not hold memory or descriptors there either.
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, timeouts: Timeouts) {
+    let slots = Arc::new(Semaphore::new(METRICS_CONNECTIONS));
     loop {
+        let permit = slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
         let (stream, _) = match listener.accept().await {
             Ok(conn) => conn,
             Err(e) => {
@@ -229,9 +243,12 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
                 let metrics = metrics.clone();
                 async move { Ok::<_, Infallible>(answer(&req, &metrics)) }
             });
+            let io = TokioIo::new(TimedIo::new(stream, timeouts));
             let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
+                .header_read_timeout(None)
+                .serve_connection(io, service)
                 .await;
+            drop(permit);
         });
     }
 }

@@ -95,12 +95,16 @@ pub async fn run(
         startup_us = started.elapsed().as_micros() as u64,
         "listening on {addr}"
     );
+    let timeouts = Timeouts {
+        header: config.header_timeout,
+        idle: config.idle_timeout,
+    };
     let metrics_task = metrics.map(|(l, m)| {
         tracing::info!(
             "metrics on http://{}/metrics",
             l.local_addr().map(|a| a.to_string()).unwrap_or_default()
         );
-        tokio::spawn(metrics::serve(l, m))
+        tokio::spawn(metrics::serve(l, m, timeouts))
     });
 
     let mut http = http1::Builder::new();
@@ -113,10 +117,6 @@ pub async fn run(
         // answer, and the connection closes once the last one is written. Without this,
         // hyper drops a request whose EOF it reads before it has answered.
         .half_close(true);
-    let timeouts = Timeouts {
-        header: config.header_timeout,
-        idle: config.idle_timeout,
-    };
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(config.max_connections));
     let delay = config.shutdown_delay;

@@ -281,3 +281,21 @@ fn header_timeout_covers_each_request_but_not_idle_keep_alive() {
         "cut after {after:?}"
     );
 }
+
+#[test]
+fn the_metrics_listener_cuts_slow_clients_too() {
+    let site = demo_site();
+    let s = Server::start(
+        site.path(),
+        &["--metrics-listen", "127.0.0.1:0", "--header-timeout", "1s"],
+    );
+    let maddr = address_after(&s.wait_for_line("metrics on "), "metrics on ").unwrap();
+    let mut c = TcpStream::connect(maddr).unwrap();
+    let took = trickle_until_closed(&mut c, Duration::from_secs(5));
+    assert!(
+        took >= Duration::from_millis(900),
+        "closed after {took:?}, before the header timeout"
+    );
+    // Still serving.
+    assert!(s.metrics().contains("tinyserve_build_info"));
+}
