@@ -288,6 +288,12 @@ impl Cache {
         self.lock().forget(key);
     }
 
+    /// Whether `path` names an asset that never changes under its name (a fingerprinted
+    /// file name or an `--immutable` prefix).
+    pub fn is_immutable(&self, path: &str) -> bool {
+        headers::is_immutable(&self.immutable, path)
+    }
+
     /// The `Cache-Control` of `asset`.
     pub fn cache_control(&self, asset: &Asset) -> HeaderValue {
         if asset.immutable {

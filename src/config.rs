@@ -139,7 +139,7 @@ const OPTS: [Opt; 21] = [
     Opt { flag: "log-format", env: "TINYSERVE_LOG_FORMAT", value: "text|json", default: Some("text"), help: "access and event log format on stdout (level through RUST_LOG)" },
     Opt { flag: "metrics-listen", env: "TINYSERVE_METRICS_LISTEN", value: "ADDR", default: None, help: "separate listener for Prometheus /metrics (off when unset)" },
     Opt { flag: "access-log", env: "TINYSERVE_ACCESS_LOG", value: "on|off", default: Some("on"), help: "one log line per request" },
-    Opt { flag: "fallback", env: "TINYSERVE_FALLBACK", value: "FILE", default: None, help: "file under the root that answers unknown paths with 200 (single-page apps)" },
+    Opt { flag: "fallback", env: "TINYSERVE_FALLBACK", value: "FILE", default: None, help: "file under the root that answers unknown paths with 200 for navigations only (single-page apps)" },
     Opt { flag: "cache-control", env: "TINYSERVE_CACHE_CONTROL", value: "VALUE", default: Some("no-cache"), help: "Cache-Control of every file that is not immutable, HTML included" },
     Opt { flag: "immutable", env: "TINYSERVE_IMMUTABLE", value: "LIST", default: Some("fingerprint"), help: "comma-separated: 'fingerprint' (hashed file names) and /path/prefixes/ served with max-age=31536000, immutable; empty for none" },
     Opt { flag: "header", env: "TINYSERVE_HEADERS", value: "'NAME: VALUE'", default: None, help: "extra response header; repeat the flag, or one per line in the variable" },

@@ -160,10 +160,25 @@ impl Shared {
                 }
                 r
             }
-            Found::Missing => match self.fallback.as_deref().map(|f| self.cache.lookup(f)) {
-                Some(Found::File(fallback)) => return self.asset(req, &fallback, is_get),
-                _ => self.not_found(),
-            },
+            Found::Missing => {
+                // A fingerprinted name or an --immutable prefix is an asset, never a page:
+                // an old release's `app.3f9a2c1e.js` must get a 404 (not HTML with 200,
+                // which breaks the page mid-rollout) that nothing caches.
+                let asset_path = self.cache.is_immutable(path);
+                if !asset_path && is_navigation(req, path) {
+                    if let Some(Found::File(page)) =
+                        self.fallback.as_deref().map(|f| self.cache.lookup(f))
+                    {
+                        return self.asset(req, &page, is_get);
+                    }
+                }
+                let mut r = self.not_found();
+                if asset_path {
+                    r.headers_mut()
+                        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                }
+                r
+            }
         })
     }
 
@@ -318,6 +333,18 @@ impl Shared {
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         r
     }
+}
+
+/// Whether a request for a missing path is a browser navigation, which a single-page app's
+/// fallback answers: its last segment has no extension, or it accepts HTML.
+fn is_navigation<B>(req: &Request<B>, path: &str) -> bool {
+    let last = path.rsplit('/').next().unwrap_or_default();
+    !last.contains('.')
+        || req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/html"))
 }
 
 fn respond(status: StatusCode, headers: HeaderMap, body: Body) -> Response<Body> {

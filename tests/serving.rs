@@ -122,6 +122,44 @@ fn spa_fallback_answers_unknown_paths_with_200() {
 }
 
 #[test]
+fn spa_fallback_answers_navigations_only_never_a_missing_asset() {
+    let site = demo_site();
+    let s = Server::start(
+        site.path(),
+        &[
+            "--fallback",
+            "index.html",
+            "--immutable",
+            "fingerprint,/static/",
+        ],
+    );
+    let home = "<!doctype html><title>home</title>";
+    // Navigations: no extension, or a browser asking for HTML.
+    assert_eq!(s.get("/settings/profile").text(), home);
+    let r = request(
+        s.addr,
+        "GET",
+        "/old-page.html",
+        &[("Accept", "text/html,*/*;q=0.8")],
+    );
+    assert_eq!((r.status, r.text().as_str()), (200, home));
+    // Not a navigation: a missing script or image gets the 404, not HTML with 200.
+    assert_eq!(s.get("/missing.js").status, 404);
+    // The previous release's fingerprinted bundle, even asked for as HTML: 404, not stored.
+    for accept in ["*/*", "text/html"] {
+        let r = request(s.addr, "GET", "/app.0123abcd9.js", &[("Accept", accept)]);
+        assert_eq!(r.status, 404, "{accept}");
+        assert_eq!(r.header("cache-control"), Some("no-store"), "{accept}");
+    }
+    // An --immutable prefix likewise, extension or not.
+    let r = s.get("/static/chunk");
+    assert_eq!(
+        (r.status, r.header("cache-control")),
+        (404, Some("no-store"))
+    );
+}
+
+#[test]
 fn nothing_outside_the_root_and_nothing_hidden() {
     let outside = tempfile::tempdir().unwrap();
     write(outside.path(), "secret.txt", b"outside secret");
