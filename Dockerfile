@@ -58,7 +58,7 @@ RUN touch src/main.rs src/lib.rs \
 # ---- site: the demo site, precompressed ----
 FROM alpine:3.22 AS site
 # hadolint ignore=DL3018
-RUN apk add --no-cache brotli gzip
+RUN apk add --no-cache brotli gzip zstd
 COPY docker/precompress.sh /usr/local/bin/precompress.sh
 COPY static /src/static
 RUN sh /usr/local/bin/precompress.sh /src/static /site

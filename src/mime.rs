@@ -42,6 +42,7 @@ pub fn content_type(file_name: &str) -> &'static str {
         "zip" => "application/zip",
         "gz" => "application/gzip",
         "br" => "application/x-brotli",
+        "zst" => "application/zstd",
         "tar" => "application/x-tar",
         "mp4" => "video/mp4",
         "webm" => "video/webm",

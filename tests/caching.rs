@@ -263,17 +263,33 @@ fn precompressed_sidecars_follow_accept_encoding() {
     assert_eq!(get(Some("identity")).header("content-encoding"), None);
     assert_eq!(get(Some("deflate")).header("content-encoding"), None);
     assert_eq!(get(Some("*")).header("content-encoding"), Some("br"));
+    // zstd (Chrome, Firefox): after brotli, before gzip.
+    let zst = get(Some("gzip, zstd"));
+    assert_eq!(
+        (zst.text().as_str(), zst.header("content-encoding")),
+        ("ZSTD-BYTES", Some("zstd"))
+    );
+    assert_eq!(
+        get(Some("gzip, deflate, br, zstd")).header("content-encoding"),
+        Some("br")
+    );
+    assert_eq!(
+        get(Some("zstd;q=0.5, gzip")).header("content-encoding"),
+        Some("gzip")
+    );
 
     // One ETag per representation, and a 304 only for the one the client holds.
     let tags = [
         identity.header("etag"),
         br.header("etag"),
         gz.header("etag"),
+        zst.header("etag"),
     ];
-    assert!(
-        tags[0] != tags[1] && tags[1] != tags[2] && tags[0] != tags[2],
-        "{tags:?}"
-    );
+    for (i, a) in tags.iter().enumerate() {
+        for b in &tags[i + 1..] {
+            assert!(a.is_some() && a != b, "{tags:?}");
+        }
+    }
     let r = request(
         s.addr,
         "GET",
@@ -295,5 +311,6 @@ fn precompressed_sidecars_follow_accept_encoding() {
 
     // Sidecars are representations, not pages of their own; files without them send no Vary.
     assert_eq!(s.get("/style.css.br").status, 404);
+    assert_eq!(s.get("/style.css.zst").status, 404);
     assert_eq!(s.get("/plain.js").header("vary"), None);
 }

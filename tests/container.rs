@@ -98,6 +98,14 @@ fn hardened_container_serves_site_health_and_brotli() {
         &[("Accept-Encoding", "gzip, br")],
     );
     assert_eq!(css.header("content-encoding"), Some("br"));
+    // zstd sidecars too (.ci/run installs zstd, so the image build makes them).
+    let zst = request(
+        addr,
+        "GET",
+        "/style.css",
+        &[("Accept-Encoding", "gzip, zstd")],
+    );
+    assert_eq!(zst.header("content-encoding"), Some("zstd"));
     assert_eq!(css.header("vary"), Some("accept-encoding"));
     let plain = request(addr, "GET", "/style.css", &[]);
     assert!(css.body.len() < plain.body.len());

@@ -248,11 +248,12 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
 /// A site exercising every rule: types, indexes, sidecars, hidden files, symlinks.
 pub fn demo_site() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let files: [(&str, &[u8]); 21] = [
+    let files: [(&str, &[u8]); 22] = [
         ("index.html", b"<!doctype html><title>home</title>"),
         ("style.css", b"body { color: black; } /* identity */"),
         ("style.css.br", b"BROTLI-BYTES"),
         ("style.css.gz", b"GZIP-BYTES!"),
+        ("style.css.zst", b"ZSTD-BYTES"),
         ("app.3f9a2c1e.js", b"console.log('fingerprinted')"),
         ("plain.js", b"console.log('plain')"),
         ("mod.mjs", b"export const a = 1;"),
