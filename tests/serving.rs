@@ -333,3 +333,78 @@ fn host_must_be_present_single_and_valid_on_http_1_1() {
         200
     );
 }
+
+#[test]
+fn every_file_type_a_site_ships_gets_its_content_type() {
+    let site = tempfile::tempdir().unwrap();
+    let cases = [
+        ("page.htm", "text/html; charset=utf-8"),
+        ("notes.md", "text/markdown; charset=utf-8"),
+        ("data.csv", "text/csv; charset=utf-8"),
+        ("data.tsv", "text/tab-separated-values; charset=utf-8"),
+        ("cal.ics", "text/calendar; charset=utf-8"),
+        ("card.vcf", "text/vcard; charset=utf-8"),
+        ("subs.vtt", "text/vtt; charset=utf-8"),
+        ("lib.cjs", "text/javascript; charset=utf-8"),
+        ("feed.rss", "application/rss+xml"),
+        ("feed.atom", "application/atom+xml"),
+        ("conf.yaml", "application/yaml"),
+        ("conf.yml", "application/yaml"),
+        ("conf.toml", "application/toml"),
+        ("map.geojson", "application/geo+json"),
+        ("doc.xhtml", "application/xhtml+xml"),
+        ("subs.srt", "application/x-subrip"),
+        ("pic.apng", "image/apng"),
+        ("pic.avif", "image/avif"),
+        ("pic.jxl", "image/jxl"),
+        ("pic.heic", "image/heic"),
+        ("pic.tiff", "image/tiff"),
+        ("pic.bmp", "image/bmp"),
+        ("font.otf", "font/otf"),
+        ("font.ttf", "font/ttf"),
+        ("font.eot", "application/vnd.ms-fontobject"),
+        ("song.m4a", "audio/mp4"),
+        ("song.aac", "audio/aac"),
+        ("song.opus", "audio/ogg"),
+        ("song.flac", "audio/flac"),
+        ("song.weba", "audio/webm"),
+        ("clip.mov", "video/quicktime"),
+        ("clip.mkv", "video/x-matroska"),
+        ("clip.m4v", "video/mp4"),
+        ("clip.ogv", "video/ogg"),
+        ("stream.mpd", "application/dash+xml"),
+        ("stream.m3u8", "application/vnd.apple.mpegurl"),
+        ("model.glb", "model/gltf-binary"),
+        ("model.gltf", "model/gltf+json"),
+        ("book.epub", "application/epub+zip"),
+        (
+            "report.docx",
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        ),
+        (
+            "sheet.xlsx",
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        ),
+        (
+            "deck.pptx",
+            "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        ),
+        ("text.odt", "application/vnd.oasis.opendocument.text"),
+        ("pack.7z", "application/x-7z-compressed"),
+        ("pack.xz", "application/x-xz"),
+        ("pack.zst", "application/zstd"),
+        ("pack.tgz", "application/gzip"),
+        ("app.apk", "application/vnd.android.package-archive"),
+        ("UPPER.PNG", "image/png"),
+        ("no-extension", "application/octet-stream"),
+    ];
+    for (name, _) in cases {
+        write(site.path(), name, b"x");
+    }
+    let s = Server::start(site.path(), &[]);
+    for (name, ty) in cases {
+        let r = s.get(&format!("/{name}"));
+        assert_eq!(r.status, 200, "{name}");
+        assert_eq!(r.header("content-type"), Some(ty), "{name}");
+    }
+}
