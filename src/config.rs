@@ -85,6 +85,8 @@ pub struct Config {
     pub cache_open_files: Option<usize>,
     /// How changes to the site are noticed.
     pub watch: crate::watch::Mode,
+    /// Peers whose `Forwarded` / `X-Forwarded-For` / `X-Real-IP` name the client.
+    pub trusted_proxies: crate::proxies::TrustedProxies,
 }
 
 /// A configuration error: the message names the flag, its variable and the bad value.
@@ -128,10 +130,11 @@ const CACHE_FILE_MAX: usize = 16;
 const WORKERS: usize = 17;
 const CACHE_ENTRIES: usize = 18;
 const CACHE_OPEN_FILES: usize = 19;
-const WATCH: usize = 20;
+const WATCH: usize = 21;
+const TRUSTED_PROXIES: usize = 20;
 
 /// Every option, in the order `--help` lists them. The indices above point into it.
-const OPTS: [Opt; 21] = [
+const OPTS: [Opt; 22] = [
     Opt { flag: "root", env: "TINYSERVE_ROOT", value: "DIR", default: Some("static"), help: "folder to serve; must exist at startup" },
     Opt { flag: "listen", env: "TINYSERVE_LISTEN", value: "ADDR", default: Some("[::]:8080"), help: "address to bind; [::] is IPv4 and IPv6 (IPv4 only where the host has no IPv6); port 0 picks a free port" },
     Opt { flag: "shutdown-delay", env: "TINYSERVE_SHUTDOWN_DELAY", value: "DUR", default: Some("0s"), help: "after SIGTERM, keep serving (readiness failing) this long before closing the listener" },
@@ -152,6 +155,7 @@ const OPTS: [Opt; 21] = [
     Opt { flag: "workers", env: "TINYSERVE_WORKERS", value: "N", default: None, help: "worker threads (default: the CPUs this process may use, cgroup quota included)" },
     Opt { flag: "cache-entries", env: "TINYSERVE_CACHE_ENTRIES", value: "N", default: Some("65536"), help: "request paths whose lookup is kept, found or not, at most (each counts 0.5 KiB against --cache-max)" },
     Opt { flag: "cache-open-files", env: "TINYSERVE_CACHE_OPEN_FILES", value: "N", default: None, help: "files kept open for sendfile (default: a quarter of the descriptor limit, at most 16384)" },
+    Opt { flag: "trusted-proxies", env: "TINYSERVE_TRUSTED_PROXIES", value: "CIDR,...", default: None, help: "peers (load balancers, ingress) whose Forwarded / X-Forwarded-For / X-Real-IP name the client in the access log; others' are ignored" },
     Opt { flag: "watch", env: "TINYSERVE_WATCH", value: "auto|inotify|poll|off", default: Some("auto"), help: "how site changes are noticed: inotify, a stat at most every 0.5 s per file in use (poll; auto picks it on network file systems), or never (off)" },
 ];
 
@@ -382,6 +386,12 @@ where
             .unwrap_or(1),
         cache_open_files: source(CACHE_OPEN_FILES)
             .parse_with(parse_count, "a whole number, at least 1")?,
+        trusted_proxies: source(TRUSTED_PROXIES)
+            .parse_with(
+                crate::proxies::TrustedProxies::parse,
+                "networks like 10.0.0.0/8,fd00::/8 (or single addresses), comma-separated",
+            )?
+            .unwrap_or_default(),
         watch: source(WATCH)
             .parse_with(parse_watch, "'auto', 'inotify', 'poll' or 'off'")?
             .unwrap_or(crate::watch::Mode::Auto),
@@ -640,6 +650,38 @@ mod tests {
         );
         let e = parse_args(&["--bogus", "1"], &[]).unwrap_err().0;
         assert!(e.contains("--bogus"), "{e}");
+    }
+
+    #[test]
+    fn every_index_names_its_option() {
+        let indices = [
+            (ROOT, "root"),
+            (LISTEN, "listen"),
+            (SHUTDOWN_DELAY, "shutdown-delay"),
+            (DRAIN_TIMEOUT, "drain-timeout"),
+            (LOG_FORMAT, "log-format"),
+            (METRICS_LISTEN, "metrics-listen"),
+            (ACCESS_LOG, "access-log"),
+            (FALLBACK, "fallback"),
+            (CACHE_CONTROL, "cache-control"),
+            (IMMUTABLE, "immutable"),
+            (HEADER, "header"),
+            (HEADER_TIMEOUT, "header-timeout"),
+            (IDLE_TIMEOUT, "idle-timeout"),
+            (MAX_HEADER_SIZE, "max-header-size"),
+            (MAX_CONNECTIONS, "max-connections"),
+            (CACHE_MAX, "cache-max"),
+            (CACHE_FILE_MAX, "cache-file-max"),
+            (WORKERS, "workers"),
+            (CACHE_ENTRIES, "cache-entries"),
+            (CACHE_OPEN_FILES, "cache-open-files"),
+            (TRUSTED_PROXIES, "trusted-proxies"),
+            (WATCH, "watch"),
+        ];
+        assert_eq!(indices.len(), OPTS.len());
+        for (i, flag) in indices {
+            assert_eq!(OPTS[i].flag, flag);
+        }
     }
 
     #[test]

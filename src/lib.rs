@@ -9,6 +9,7 @@
 //! - [`negotiate`] (`Accept-Encoding`), [`headers`] (dates, `Cache-Control` policy),
 //!   [`mime`], [`conditional`] (RFC 9110 preconditions and ranges).
 //! - [`service`]: the tower service that answers requests; [`observe`] records them
+//!   (the client behind trusted proxies: [`proxies`])
 //!   (access log, [`metrics`]); [`body`] is the response body; [`sendfile`] sends large
 //!   files from the page cache without copying them through the server.
 //! - [`host`]: the RFC 9112 rules for `Host`; [`listen`]: dual-stack binding.
@@ -34,6 +35,7 @@ pub mod mime;
 pub mod negotiate;
 pub mod observe;
 pub mod path;
+pub mod proxies;
 pub mod resolve;
 pub mod sendfile;
 pub mod server;

@@ -3,7 +3,7 @@
 //! duration and the bytes that actually left.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
@@ -13,6 +13,7 @@ use http::{header, Method, Request, Response, StatusCode};
 
 use crate::body::Body;
 use crate::metrics::Metrics;
+use crate::proxies::TrustedProxies;
 use crate::service::SiteService;
 
 /// What to record; with neither part on, the layer adds no work per request.
@@ -21,6 +22,8 @@ pub struct Recorder {
     pub metrics: Option<Arc<Metrics>>,
     /// Whether to write one log line per request.
     pub access_log: bool,
+    /// Peers whose forwarding headers name the client in the log.
+    pub trusted: TrustedProxies,
 }
 
 /// Wraps a service whose responses carry a [`Body`].
@@ -42,6 +45,8 @@ struct Pending {
     recorder: Arc<Recorder>,
     start: Instant,
     peer: Option<SocketAddr>,
+    /// The client: the peer, or whom a trusted proxy says it forwards for.
+    client: Option<IpAddr>,
     method: Method,
     /// Path and query, and user agent: copied only when the access log is on.
     target: String,
@@ -97,6 +102,7 @@ impl Recorder {
             tracing::info!(
                 target: "access",
                 peer = %peer,
+                client = %crate::proxies::canonical(peer.ip()),
                 method = "-",
                 path = "-",
                 status = status.as_u16(),
@@ -123,6 +129,9 @@ impl Pending {
         if let Some(m) = &recorder.metrics {
             m.started();
         }
+        let client = peer
+            .filter(|_| recorder.access_log)
+            .map(|p| recorder.trusted.client(p.ip(), req.headers()));
         let (target, user_agent) = if recorder.access_log {
             let target = req
                 .uri()
@@ -142,6 +151,7 @@ impl Pending {
             recorder: recorder.clone(),
             start: Instant::now(),
             peer,
+            client,
             method: req.method().clone(),
             target,
             user_agent,
@@ -162,6 +172,7 @@ impl Pending {
                     tracing::info!(
                         target: "access",
                         peer = %Peer(self.peer),
+                        client = %Client(self.client),
                         method = %self.method,
                         path = %self.target,
                         status = status.as_u16(),
@@ -183,6 +194,18 @@ impl std::fmt::Display for Peer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.0 {
             Some(addr) => addr.fmt(f),
+            None => f.write_str("-"),
+        }
+    }
+}
+
+/// The client's address in the log, `-` when unknown.
+struct Client(Option<IpAddr>);
+
+impl std::fmt::Display for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(ip) => ip.fmt(f),
             None => f.write_str("-"),
         }
     }

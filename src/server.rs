@@ -78,6 +78,7 @@ pub async fn run(
     let recorder = Arc::new(Recorder {
         metrics: metrics.as_ref().map(|(_, m)| m.clone()),
         access_log: config.access_log,
+        trusted: config.trusted_proxies.clone(),
     });
     let service = Observe::new(
         SiteService::new(cache, readiness.clone(), common, config.fallback.clone()),

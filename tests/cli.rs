@@ -136,6 +136,11 @@ fn bad_flags_and_env_values_exit_2_naming_them() {
             ["--header", "TINYSERVE_HEADERS", "Connection"],
         ),
         (
+            vec!["--root", root, "--trusted-proxies", "10.0.0.0/8,nonsense"],
+            vec![],
+            ["--trusted-proxies", "TINYSERVE_TRUSTED_PROXIES", "nonsense"],
+        ),
+        (
             vec!["--root", root, "--watch", "sometimes"],
             vec![],
             ["--watch", "TINYSERVE_WATCH", "sometimes"],
@@ -259,6 +264,7 @@ fn help_lists_every_option_with_env_and_default() {
         ("--cache-entries", "TINYSERVE_CACHE_ENTRIES", "65536"),
         ("--cache-open-files", "TINYSERVE_CACHE_OPEN_FILES", "unset"),
         ("--watch", "TINYSERVE_WATCH", "auto"),
+        ("--trusted-proxies", "TINYSERVE_TRUSTED_PROXIES", "unset"),
     ] {
         let block = help
             .split("\n  --")
@@ -409,4 +415,30 @@ fn text_access_log_can_be_turned_off_and_filtered() {
             "{args:?} {env:?}"
         );
     }
+}
+
+#[test]
+fn access_log_names_the_client_behind_trusted_proxies_only() {
+    let site = demo_site();
+    let forwarded = [("X-Forwarded-For", "203.0.113.7"), ("User-Agent", "who/1")];
+    // The peer (127.0.0.1) is a trusted proxy: the header names the client.
+    let s = Server::start(
+        site.path(),
+        &[
+            "--log-format",
+            "json",
+            "--trusted-proxies",
+            "127.0.0.0/8,::1",
+        ],
+    );
+    request(s.addr, "GET", "/style.css", &forwarded);
+    let line = s.wait_for_line("who/1");
+    assert!(line.contains("\"client\":\"203.0.113.7\""), "{line}");
+    assert!(line.contains("\"peer\":\"127.0.0.1:"), "{line}");
+    drop(s);
+    // Not trusted (none configured): the header is ignored, the client is the peer.
+    let s = Server::start(site.path(), &["--log-format", "json"]);
+    request(s.addr, "GET", "/style.css", &forwarded);
+    let line = s.wait_for_line("who/1");
+    assert!(line.contains("\"client\":\"127.0.0.1\""), "{line}");
 }

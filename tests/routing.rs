@@ -99,6 +99,7 @@ async fn the_observe_layer_counts_when_the_body_is_dropped() {
     let (svc, _) = service(site.path());
     let metrics = Arc::new(Metrics::new(None));
     let recorder = Arc::new(Recorder {
+        trusted: Default::default(),
         metrics: Some(metrics.clone()),
         access_log: false,
     });
