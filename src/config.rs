@@ -87,6 +87,8 @@ pub struct Config {
     pub watch: crate::watch::Mode,
     /// Peers whose `Forwarded` / `X-Forwarded-For` / `X-Real-IP` name the client.
     pub trusted_proxies: crate::proxies::TrustedProxies,
+    /// Origins allowed to read the files cross-origin; `None`: CORS off.
+    pub cors_origins: Option<crate::cors::CorsOrigins>,
 }
 
 /// A configuration error: the message names the flag, its variable and the bad value.
@@ -132,9 +134,10 @@ const CACHE_ENTRIES: usize = 18;
 const CACHE_OPEN_FILES: usize = 19;
 const WATCH: usize = 21;
 const TRUSTED_PROXIES: usize = 20;
+const CORS_ORIGINS: usize = 22;
 
 /// Every option, in the order `--help` lists them. The indices above point into it.
-const OPTS: [Opt; 22] = [
+const OPTS: [Opt; 23] = [
     Opt { flag: "root", env: "TINYSERVE_ROOT", value: "DIR", default: Some("static"), help: "folder to serve; must exist at startup" },
     Opt { flag: "listen", env: "TINYSERVE_LISTEN", value: "ADDR", default: Some("[::]:8080"), help: "address to bind; [::] is IPv4 and IPv6 (IPv4 only where the host has no IPv6); port 0 picks a free port" },
     Opt { flag: "shutdown-delay", env: "TINYSERVE_SHUTDOWN_DELAY", value: "DUR", default: Some("0s"), help: "after SIGTERM, keep serving (readiness failing) this long before closing the listener" },
@@ -157,6 +160,7 @@ const OPTS: [Opt; 22] = [
     Opt { flag: "cache-open-files", env: "TINYSERVE_CACHE_OPEN_FILES", value: "N", default: None, help: "files kept open for sendfile (default: a quarter of the descriptor limit, at most 16384)" },
     Opt { flag: "trusted-proxies", env: "TINYSERVE_TRUSTED_PROXIES", value: "CIDR,...", default: None, help: "peers (load balancers, ingress) whose Forwarded / X-Forwarded-For / X-Real-IP name the client in the access log; others' are ignored" },
     Opt { flag: "watch", env: "TINYSERVE_WATCH", value: "auto|inotify|poll|off", default: Some("auto"), help: "how site changes are noticed: inotify, a stat at most every 0.5 s per file in use (poll; auto picks it on network file systems), or never (off)" },
+    Opt { flag: "cors-origins", env: "TINYSERVE_CORS_ORIGINS", value: "LIST", default: None, help: "origins allowed to read the files cross-origin (https://app.example.com,... or *); preflights answered (off when unset)" },
 ];
 
 /// The `--help` text: every option with its variable and default.
@@ -386,6 +390,10 @@ where
             .unwrap_or(1),
         cache_open_files: source(CACHE_OPEN_FILES)
             .parse_with(parse_count, "a whole number, at least 1")?,
+        cors_origins: source(CORS_ORIGINS).parse_with(
+            crate::cors::CorsOrigins::parse,
+            "'*' or origins like https://app.example.com, comma-separated",
+        )?,
         trusted_proxies: source(TRUSTED_PROXIES)
             .parse_with(
                 crate::proxies::TrustedProxies::parse,
@@ -677,6 +685,7 @@ mod tests {
             (CACHE_OPEN_FILES, "cache-open-files"),
             (TRUSTED_PROXIES, "trusted-proxies"),
             (WATCH, "watch"),
+            (CORS_ORIGINS, "cors-origins"),
         ];
         assert_eq!(indices.len(), OPTS.len());
         for (i, flag) in indices {

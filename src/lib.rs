@@ -21,6 +21,7 @@ pub mod body;
 pub mod cache;
 pub mod conditional;
 pub mod config;
+pub mod cors;
 pub mod entry;
 pub mod file_id;
 pub mod headers;

@@ -12,7 +12,6 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::header::{self, HeaderMap, HeaderValue};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -44,7 +43,6 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
     let started = Instant::now();
-    let common = common_headers(&config);
     let (watch, watch_reason) = Watch::start(&config.root, config.watch);
     let limits = Limits {
         memory: config.cache_max,
@@ -81,7 +79,7 @@ pub async fn run(
         trusted: config.trusted_proxies.clone(),
     });
     let service = Observe::new(
-        SiteService::new(cache, readiness.clone(), common, config.fallback.clone()),
+        SiteService::new(cache, readiness.clone(), &config),
         recorder.clone(),
     );
 
@@ -231,18 +229,4 @@ impl hyper::service::Service<Request<Incoming>> for Connection {
         response.body_mut().use_sendfile(&self.segments);
         ready(Ok(response))
     }
-}
-
-/// Headers on every response: `nosniff` (browsers must not reinterpret a file's type), then
-/// the configured extras, which may override it.
-pub fn common_headers(config: &Config) -> HeaderMap {
-    let mut h = HeaderMap::new();
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    for (name, value) in &config.headers {
-        h.insert(name.clone(), crate::headers::forever(value));
-    }
-    h
 }

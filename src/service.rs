@@ -16,6 +16,8 @@ use http::{Method, Request, Response, StatusCode};
 use crate::body::Body;
 use crate::cache::{Asset, Cache, Content, Found};
 use crate::conditional::{self, Outcome, Validators};
+use crate::config::Config;
+use crate::cors::{self, Cors, CorsOrigins};
 use crate::headers;
 use crate::host;
 use crate::negotiate;
@@ -53,6 +55,8 @@ struct Shared {
     common: HeaderMap,
     /// The `--fallback` file's path, answering unknown paths with 200.
     fallback: Option<String>,
+    /// `--cors-origins`, when set.
+    cors: Option<CorsOrigins>,
 }
 
 /// Headers a file response may add to the common ones; reserved up front so building a
@@ -60,19 +64,16 @@ struct Shared {
 const FILE_HEADERS: usize = 8;
 
 impl SiteService {
-    /// A service answering from `cache`, reporting readiness from `readiness`.
-    pub fn new(
-        cache: Arc<Cache>,
-        readiness: Arc<Readiness>,
-        common: HeaderMap,
-        fallback: Option<String>,
-    ) -> SiteService {
+    /// A service answering from `cache` as `config` says, reporting readiness from
+    /// `readiness`.
+    pub fn new(cache: Arc<Cache>, readiness: Arc<Readiness>, config: &Config) -> SiteService {
         SiteService {
             shared: Arc::new(Shared {
                 cache,
                 readiness,
-                common,
-                fallback: fallback.map(|f| format!("/{f}")),
+                common: common_headers(config),
+                fallback: config.fallback.as_ref().map(|f| format!("/{f}")),
+                cors: config.cors_origins.clone(),
             }),
         }
     }
@@ -83,10 +84,18 @@ impl SiteService {
         let method = req.method();
         let is_get = method == Method::GET;
         let draining = s.readiness.is_draining();
+        let cors = s.cors.as_ref().map(|origins| cors::check(origins, req));
+        let preflight = matches!(cors, Some(Cors::Preflight(_) | Cors::Refused));
         let mut response = if let Some(why) = host::problem(req) {
             // RFC 9112 §3.2: a missing (HTTP/1.1), repeated or invalid Host is a 400.
             tracing::debug!(why, "bad Host");
             s.text(StatusCode::BAD_REQUEST, "bad request: Host header\n")
+        } else if let Some(Cors::Preflight(headers)) = cors {
+            let mut r = respond(StatusCode::NO_CONTENT, s.common.clone(), Body::empty());
+            r.headers_mut().extend(headers);
+            r
+        } else if let Some(Cors::Refused) = cors {
+            s.text(StatusCode::FORBIDDEN, "cross-origin request not allowed\n")
         } else if !is_get && method != Method::HEAD {
             let mut r = s.text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
             r.headers_mut()
@@ -100,6 +109,9 @@ impl SiteService {
                 path => s.file(req, path, is_get),
             }
         };
+        if let Some(origins) = s.cors.as_ref().filter(|_| !preflight) {
+            cors::add_headers(origins, req.headers(), response.headers_mut());
+        }
         if draining {
             // Keep-alive clients reconnect, and the load balancer sends them to a replica
             // that is still ready.
@@ -345,6 +357,20 @@ fn is_navigation<B>(req: &Request<B>, path: &str) -> bool {
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|a| a.contains("text/html"))
+}
+
+/// Headers on every response: `nosniff` (browsers must not reinterpret a file's type), then
+/// the configured extras, which may override it.
+fn common_headers(config: &Config) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    for (name, value) in &config.headers {
+        h.insert(name.clone(), crate::headers::forever(value));
+    }
+    h
 }
 
 fn respond(status: StatusCode, headers: HeaderMap, body: Body) -> Response<Body> {

@@ -20,7 +20,6 @@ fn service(root: &std::path::Path) -> (SiteService, Arc<Readiness>) {
     let Command::Serve(config) = config::parse(args, |_| None).unwrap() else {
         panic!("expected a serve configuration")
     };
-    let common = tinyserve::server::common_headers(&config);
     let (watch, _) = Watch::start(&config.root, config.watch);
     let limits = Limits {
         memory: config.cache_max,
@@ -30,7 +29,7 @@ fn service(root: &std::path::Path) -> (SiteService, Arc<Readiness>) {
     };
     let cache = Cache::new(&config, limits, watch).unwrap();
     let readiness = Arc::new(Readiness::default());
-    let service = SiteService::new(cache, readiness.clone(), common, config.fallback.clone());
+    let service = SiteService::new(cache, readiness.clone(), &config);
     (service, readiness)
 }
 

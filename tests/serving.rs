@@ -408,3 +408,86 @@ fn every_file_type_a_site_ships_gets_its_content_type() {
         assert_eq!(r.header("content-type"), Some(ty), "{name}");
     }
 }
+
+#[test]
+fn cors_simple_and_preflight_requests_as_the_fetch_standard_says() {
+    let site = demo_site();
+    let s = Server::start(
+        site.path(),
+        &[
+            "--cors-origins",
+            "https://app.example,https://other.example",
+        ],
+    );
+    let ok = "https://app.example";
+    // A simple request from an allowed origin: allowed, validators exposed, varies by Origin.
+    let r = request(s.addr, "GET", "/data.json", &[("Origin", ok)]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("access-control-allow-origin"), Some(ok));
+    assert!(r
+        .header("access-control-expose-headers")
+        .unwrap()
+        .contains("ETag"));
+    assert!(r
+        .headers
+        .iter()
+        .any(|(n, v)| n == "vary" && v.contains("Origin")));
+    // From another origin: served (a server cannot stop a browser from asking), but with
+    // no permission for the page to read it.
+    let r = request(
+        s.addr,
+        "GET",
+        "/data.json",
+        &[("Origin", "https://evil.example")],
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("access-control-allow-origin"), None);
+    // A preflight for a fetch with a custom header: 204 with the permissions.
+    let preflight = |origin: &str, method: &str| {
+        request(
+            s.addr,
+            "OPTIONS",
+            "/data.json",
+            &[
+                ("Origin", origin),
+                ("Access-Control-Request-Method", method),
+                ("Access-Control-Request-Headers", "x-requested-with, range"),
+                ("Content-Length", "0"),
+            ],
+        )
+    };
+    let r = preflight(ok, "GET");
+    assert_eq!(r.status, 204);
+    assert_eq!(r.header("access-control-allow-origin"), Some(ok));
+    assert_eq!(r.header("access-control-allow-methods"), Some("GET, HEAD"));
+    assert_eq!(
+        r.header("access-control-allow-headers"),
+        Some("x-requested-with, range")
+    );
+    assert_eq!(r.header("access-control-max-age"), Some("86400"));
+    // Refused: another origin, or a method a static server does not take.
+    assert_eq!(preflight("https://evil.example", "GET").status, 403);
+    assert_eq!(preflight(ok, "PUT").status, 403);
+    // An OPTIONS that is not a preflight is still a 405.
+    let r = request(s.addr, "OPTIONS", "/data.json", &[("Content-Length", "0")]);
+    assert_eq!(r.status, 405);
+    drop(s);
+
+    // `*`: any origin, no Vary.
+    let s = Server::start(site.path(), &["--cors-origins", "*"]);
+    let r = request(
+        s.addr,
+        "GET",
+        "/data.json",
+        &[("Origin", "https://x.example")],
+    );
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    assert!(!r
+        .headers
+        .iter()
+        .any(|(n, v)| n == "vary" && v.contains("Origin")));
+    // Off by default: no CORS headers, OPTIONS 405.
+    let s = Server::start(site.path(), &[]);
+    let r = request(s.addr, "GET", "/data.json", &[("Origin", ok)]);
+    assert_eq!(r.header("access-control-allow-origin"), None);
+}
