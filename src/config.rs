@@ -89,6 +89,8 @@ pub struct Config {
     pub trusted_proxies: crate::proxies::TrustedProxies,
     /// Origins allowed to read the files cross-origin; `None`: CORS off.
     pub cors_origins: Option<crate::cors::CorsOrigins>,
+    /// Users who may see the site (every path but the probes); `None`: open.
+    pub basic_auth: Option<std::sync::Arc<crate::auth::BasicAuth>>,
 }
 
 /// A configuration error: the message names the flag, its variable and the bad value.
@@ -134,10 +136,11 @@ const CACHE_ENTRIES: usize = 18;
 const CACHE_OPEN_FILES: usize = 19;
 const WATCH: usize = 21;
 const TRUSTED_PROXIES: usize = 20;
-const CORS_ORIGINS: usize = 22;
+const CORS_ORIGINS: usize = 23;
+const BASIC_AUTH_FILE: usize = 22;
 
 /// Every option, in the order `--help` lists them. The indices above point into it.
-const OPTS: [Opt; 23] = [
+const OPTS: [Opt; 24] = [
     Opt { flag: "root", env: "TINYSERVE_ROOT", value: "DIR", default: Some("static"), help: "folder to serve; must exist at startup" },
     Opt { flag: "listen", env: "TINYSERVE_LISTEN", value: "ADDR", default: Some("[::]:8080"), help: "address to bind; [::] is IPv4 and IPv6 (IPv4 only where the host has no IPv6); port 0 picks a free port" },
     Opt { flag: "shutdown-delay", env: "TINYSERVE_SHUTDOWN_DELAY", value: "DUR", default: Some("0s"), help: "after SIGTERM, keep serving (readiness failing) this long before closing the listener" },
@@ -160,6 +163,7 @@ const OPTS: [Opt; 23] = [
     Opt { flag: "cache-open-files", env: "TINYSERVE_CACHE_OPEN_FILES", value: "N", default: None, help: "files kept open for sendfile (default: a quarter of the descriptor limit, at most 16384)" },
     Opt { flag: "trusted-proxies", env: "TINYSERVE_TRUSTED_PROXIES", value: "CIDR,...", default: None, help: "peers (load balancers, ingress) whose Forwarded / X-Forwarded-For / X-Real-IP name the client in the access log; others' are ignored" },
     Opt { flag: "watch", env: "TINYSERVE_WATCH", value: "auto|inotify|poll|off", default: Some("auto"), help: "how site changes are noticed: inotify, a stat at most every 0.5 s per file in use (poll; auto picks it on network file systems), or never (off)" },
+    Opt { flag: "basic-auth-file", env: "TINYSERVE_BASIC_AUTH_FILE", value: "FILE", default: None, help: "htpasswd file (bcrypt lines, htpasswd -B): every path but /healthz and /readyz needs those credentials (off when unset)" },
     Opt { flag: "cors-origins", env: "TINYSERVE_CORS_ORIGINS", value: "LIST", default: None, help: "origins allowed to read the files cross-origin (https://app.example.com,... or *); preflights answered (off when unset)" },
 ];
 
@@ -390,6 +394,13 @@ where
             .unwrap_or(1),
         cache_open_files: source(CACHE_OPEN_FILES)
             .parse_with(parse_count, "a whole number, at least 1")?,
+        basic_auth: match source(BASIC_AUTH_FILE).value.filter(|v| !v.is_empty()) {
+            None => None,
+            Some(path) => Some(std::sync::Arc::new(
+                crate::auth::BasicAuth::load(std::path::Path::new(&path))
+                    .map_err(|why| source(BASIC_AUTH_FILE).error(&path, &why))?,
+            )),
+        },
         cors_origins: source(CORS_ORIGINS).parse_with(
             crate::cors::CorsOrigins::parse,
             "'*' or origins like https://app.example.com, comma-separated",
@@ -686,6 +697,7 @@ mod tests {
             (TRUSTED_PROXIES, "trusted-proxies"),
             (WATCH, "watch"),
             (CORS_ORIGINS, "cors-origins"),
+            (BASIC_AUTH_FILE, "basic-auth-file"),
         ];
         assert_eq!(indices.len(), OPTS.len());
         for (i, flag) in indices {

@@ -17,6 +17,7 @@
 //!   shutdown; [`run`] is the entry point tests call with their own shutdown future.
 //! - [`signal`], [`logging`], [`healthcheck`]: what `main` wires up around [`run`].
 
+pub mod auth;
 pub mod body;
 pub mod cache;
 pub mod conditional;

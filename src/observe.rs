@@ -76,6 +76,11 @@ where
 }
 
 impl Observe<SiteService> {
+    /// The service it records.
+    pub fn inner(&self) -> &SiteService {
+        &self.inner
+    }
+
     /// Answers `req` from `peer` and records it. The server's connections call this with
     /// `&self`: no clone of the service per request, which the tower adapter would do.
     pub fn respond<B>(&self, req: &Request<B>, peer: Option<SocketAddr>) -> Response<Body> {

@@ -6,10 +6,11 @@
 //! closed and in-flight responses get up to the drain timeout to finish.
 
 use std::convert::Infallible;
-use std::future::{ready, Future, Ready};
+use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use http::{Request, Response, StatusCode};
@@ -213,20 +214,55 @@ fn rejection_status(e: &hyper::Error) -> Option<StatusCode> {
 
 /// One connection's service: the shared one, with file bodies sent by `sendfile` through
 /// this connection's [`SendfileIo`], and the peer's address for the access log.
+#[derive(Clone)]
 struct Connection {
     service: Observe<SiteService>,
     segments: Arc<Segments>,
     peer: SocketAddr,
 }
 
+impl Connection {
+    fn respond(&self, req: &Request<Incoming>) -> Response<Body> {
+        let mut response = self.service.respond(req, Some(self.peer));
+        response.body_mut().use_sendfile(&self.segments);
+        response
+    }
+}
+
 impl hyper::service::Service<Request<Incoming>> for Connection {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = Ready<Result<Response<Body>, Infallible>>;
+    type Future = Answer;
 
-    fn call(&self, req: Request<Incoming>) -> Self::Future {
-        let mut response = self.service.respond(&req, Some(self.peer));
-        response.body_mut().use_sendfile(&self.segments);
-        ready(Ok(response))
+    fn call(&self, req: Request<Incoming>) -> Answer {
+        // Credentials seen for the first time are checked with bcrypt off the event loop;
+        // every other request is answered at once.
+        let Some(auth) = self.service.inner().needs_verifying(&req) else {
+            return Answer::Now(Some(self.respond(&req)));
+        };
+        let conn = self.clone();
+        Answer::Later(Box::pin(async move {
+            auth.verify(req.headers()).await;
+            conn.respond(&req)
+        }))
+    }
+}
+
+/// A response now, or once credentials are verified.
+// `Now` is every request's path: boxing it, as the lint suggests, would allocate per request.
+#[allow(clippy::large_enum_variant)]
+enum Answer {
+    Now(Option<Response<Body>>),
+    Later(Pin<Box<dyn Future<Output = Response<Body>> + Send>>),
+}
+
+impl Future for Answer {
+    type Output = Result<Response<Body>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            Answer::Now(r) => Poll::Ready(Ok(r.take().expect("polled after it completed"))),
+            Answer::Later(f) => f.as_mut().poll(cx).map(Ok),
+        }
     }
 }

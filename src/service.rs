@@ -13,6 +13,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 
+use crate::auth::{self, BasicAuth, Verdict};
 use crate::body::Body;
 use crate::cache::{Asset, Cache, Content, Found};
 use crate::conditional::{self, Outcome, Validators};
@@ -57,6 +58,8 @@ struct Shared {
     fallback: Option<String>,
     /// `--cors-origins`, when set.
     cors: Option<CorsOrigins>,
+    /// `--basic-auth-file`, when set.
+    auth: Option<Arc<BasicAuth>>,
 }
 
 /// Headers a file response may add to the common ones; reserved up front so building a
@@ -74,8 +77,17 @@ impl SiteService {
                 common: common_headers(config),
                 fallback: config.fallback.as_ref().map(|f| format!("/{f}")),
                 cors: config.cors_origins.clone(),
+                auth: config.basic_auth.clone(),
             }),
         }
+    }
+
+    /// The credentials of `req` still to be verified before it can be answered (bcrypt is
+    /// slow: the connection does that off the event loop, then calls [`Self::respond`]).
+    pub fn needs_verifying<B>(&self, req: &Request<B>) -> Option<Arc<BasicAuth>> {
+        let auth = self.shared.auth.as_ref()?;
+        (!is_probe(req.uri().path()) && auth.verdict(req.headers()) == Verdict::Unknown)
+            .then(|| auth.clone())
     }
 
     /// Answers one request. Only the head is read: GET and HEAD have no body to wait for.
@@ -90,6 +102,15 @@ impl SiteService {
             // RFC 9112 §3.2: a missing (HTTP/1.1), repeated or invalid Host is a 400.
             tracing::debug!(why, "bad Host");
             s.text(StatusCode::BAD_REQUEST, "bad request: Host header\n")
+        } else if s.auth.as_ref().is_some_and(|a| {
+            !is_probe(req.uri().path()) && a.verdict(req.headers()) != Verdict::Allowed
+        }) {
+            let mut r = s.text(StatusCode::UNAUTHORIZED, "authentication required\n");
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(auth::CHALLENGE),
+            );
+            r
         } else if let Some(Cors::Preflight(headers)) = cors {
             let mut r = respond(StatusCode::NO_CONTENT, s.common.clone(), Body::empty());
             r.headers_mut().extend(headers);
@@ -345,6 +366,12 @@ impl Shared {
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         r
     }
+}
+
+/// Whether `path` is a probe, which needs no credentials (kubelets and load balancers
+/// have none).
+fn is_probe(path: &str) -> bool {
+    path == "/healthz" || path == "/readyz"
 }
 
 /// Whether a request for a missing path is a browser navigation, which a single-page app's

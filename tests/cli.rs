@@ -136,6 +136,29 @@ fn bad_flags_and_env_values_exit_2_naming_them() {
             ["--header", "TINYSERVE_HEADERS", "Connection"],
         ),
         (
+            vec!["--root", root, "--basic-auth-file", &notes],
+            vec![],
+            [
+                "--basic-auth-file",
+                "TINYSERVE_BASIC_AUTH_FILE",
+                "notes.txt",
+            ],
+        ),
+        (
+            vec!["--root", root],
+            vec![("TINYSERVE_BASIC_AUTH_FILE", "/no/such/htpasswd")],
+            [
+                "--basic-auth-file",
+                "TINYSERVE_BASIC_AUTH_FILE",
+                "/no/such/htpasswd",
+            ],
+        ),
+        (
+            vec!["--root", root, "--cors-origins", "example.com"],
+            vec![],
+            ["--cors-origins", "TINYSERVE_CORS_ORIGINS", "example.com"],
+        ),
+        (
             vec!["--root", root, "--trusted-proxies", "10.0.0.0/8,nonsense"],
             vec![],
             ["--trusted-proxies", "TINYSERVE_TRUSTED_PROXIES", "nonsense"],
@@ -265,6 +288,8 @@ fn help_lists_every_option_with_env_and_default() {
         ("--cache-open-files", "TINYSERVE_CACHE_OPEN_FILES", "unset"),
         ("--watch", "TINYSERVE_WATCH", "auto"),
         ("--trusted-proxies", "TINYSERVE_TRUSTED_PROXIES", "unset"),
+        ("--cors-origins", "TINYSERVE_CORS_ORIGINS", "unset"),
+        ("--basic-auth-file", "TINYSERVE_BASIC_AUTH_FILE", "unset"),
     ] {
         let block = help
             .split("\n  --")

@@ -491,3 +491,53 @@ fn cors_simple_and_preflight_requests_as_the_fetch_standard_says() {
     let r = request(s.addr, "GET", "/data.json", &[("Origin", ok)]);
     assert_eq!(r.header("access-control-allow-origin"), None);
 }
+
+#[test]
+fn basic_auth_guards_every_path_but_the_probes() {
+    let site = demo_site();
+    // What `htpasswd -B` writes for alice:s3cret (cost 4, so the test is quick).
+    let hash = bcrypt::hash_with_salt("s3cret", 4, [7u8; 16])
+        .unwrap()
+        .format_for_version(bcrypt::Version::TwoY);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("htpasswd");
+    std::fs::write(&file, format!("# previews\nalice:{hash}\n")).unwrap();
+    let mut s = Server::start(
+        site.path(),
+        &[
+            "--basic-auth-file",
+            file.to_str().unwrap(),
+            "--log-format",
+            "json",
+        ],
+    );
+    let auth = |v: &str| request(s.addr, "GET", "/style.css", &[("Authorization", v)]);
+    // alice:s3cret, alice:wrong, bob:s3cret
+    let (good, wrong, nobody) = (
+        "Basic YWxpY2U6czNjcmV0",
+        "Basic YWxpY2U6d3Jvbmc=",
+        "Basic Ym9iOnMzY3JldA==",
+    );
+    let r = s.get("/style.css");
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Basic realm=\"tinyserve\", charset=\"UTF-8\"")
+    );
+    assert_eq!(auth(wrong).status, 401);
+    assert_eq!(auth(wrong).status, 401, "a wrong password stays wrong");
+    assert_eq!(auth(nobody).status, 401);
+    assert_eq!(auth("Bearer abc").status, 401);
+    let r = auth(good);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "body { color: black; } /* identity */");
+    assert_eq!(auth(good).status, 200, "remembered");
+    // Probes stay open: kubelets and load balancers have no credentials.
+    assert_eq!(s.get("/healthz").status, 200);
+    assert_eq!(s.get("/readyz").status, 200);
+    // Credentials never reach the log.
+    s.terminate();
+    s.wait_exit(std::time::Duration::from_secs(5));
+    let log = s.lines.lock().unwrap().join("\n");
+    assert!(!log.contains("YWxpY2U") && !log.contains("s3cret"), "{log}");
+}
