@@ -176,8 +176,8 @@ impl Pending {
                 if self.recorder.access_log {
                     tracing::info!(
                         target: "access",
-                        peer = %Peer(self.peer),
-                        client = %Client(self.client),
+                        peer = %OrDash(self.peer),
+                        client = %OrDash(self.client),
                         method = %self.method,
                         path = %self.target,
                         status = status.as_u16(),
@@ -192,25 +192,13 @@ impl Pending {
     }
 }
 
-/// A peer address in the log, `-` when unknown (the service used without a connection).
-struct Peer(Option<SocketAddr>);
+/// An address in the log, `-` when unknown (the service used without a connection).
+struct OrDash<T>(Option<T>);
 
-impl std::fmt::Display for Peer {
+impl<T: std::fmt::Display> std::fmt::Display for OrDash<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            Some(addr) => addr.fmt(f),
-            None => f.write_str("-"),
-        }
-    }
-}
-
-/// The client's address in the log, `-` when unknown.
-struct Client(Option<IpAddr>);
-
-impl std::fmt::Display for Client {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            Some(ip) => ip.fmt(f),
+        match &self.0 {
+            Some(v) => v.fmt(f),
             None => f.write_str("-"),
         }
     }
