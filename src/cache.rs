@@ -308,11 +308,6 @@ impl Cache {
         self.lock().stats()
     }
 
-    /// The watch that keeps the entries fresh.
-    pub fn watch(&self) -> &Watch {
-        &self.watch
-    }
-
     fn hash_in_background(&self, job: HashJob, buf: &mut [u8]) {
         let hash = resolve::open_verified(&self.root, &job.key, job.encoding, job.id)
             .ok()

@@ -53,6 +53,7 @@ struct CacheMetrics {
     misses: Counter,
     revalidations: Counter,
     evictions: Counter,
+    hashed: Counter,
 }
 
 impl CacheMetrics {
@@ -89,6 +90,10 @@ impl CacheMetrics {
                 "cache_evictions",
                 "Entries, contents or descriptors dropped to stay within a budget",
             ),
+            hashed: counter(
+                "cache_hashed",
+                "Files over 256 KiB hashed in the background for their ETag",
+            ),
         }
     }
 
@@ -103,6 +108,7 @@ impl CacheMetrics {
             (&self.misses, s.misses),
             (&self.revalidations, s.revalidations),
             (&self.evictions, s.evictions),
+            (&self.hashed, s.hashed),
         ] {
             counter.inc_by(now.saturating_sub(counter.get()));
         }

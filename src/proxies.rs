@@ -74,11 +74,6 @@ impl TrustedProxies {
             .map(TrustedProxies)
     }
 
-    /// Whether none is configured.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     fn trusts(&self, ip: IpAddr) -> bool {
         self.0.iter().any(|c| c.contains(ip))
     }

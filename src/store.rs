@@ -52,7 +52,7 @@ pub struct Stats {
     pub revalidations: u64,
     /// Entries, contents or descriptors dropped to stay within a budget.
     pub evictions: u64,
-    /// Large files hashed in the background.
+    /// Files over 256 KiB hashed in the background.
     pub hashed: u64,
 }
 

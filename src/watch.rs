@@ -281,17 +281,6 @@ impl Watch {
             events = &events[(header + ev.len as usize).min(events.len())..];
         }
     }
-
-    /// How many directories are watched (0 outside `inotify` mode).
-    pub fn watched_dirs(&self) -> usize {
-        self.inotify.as_ref().map_or(0, |i| {
-            i.watched
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .by_wd
-                .len()
-        })
-    }
 }
 
 /// The name of a network or FUSE file system holding `root`, where inotify sees only the
