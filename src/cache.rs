@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use bytes::Bytes;
 use http::HeaderValue;
 
+use crate::config::REFUSED_HEADERS;
 use crate::config::{Config, ImmutableRule};
 pub use crate::entry::{Asset, Found, Resident, Variant};
 use crate::file_id::FileId;
@@ -32,6 +33,7 @@ use crate::headers;
 use crate::mime;
 use crate::negotiate::Encoding;
 use crate::resolve::{self, Etag, Probe, Probed, Root};
+use crate::rules::Rules;
 pub use crate::store::{Limits, Stats, ENTRY_BYTES};
 use crate::store::{Store, Unhashed};
 use crate::watch::Watch;
@@ -48,6 +50,15 @@ pub fn default_open_files() -> usize {
     let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
     let soft = if ok { limit.rlim_cur } else { 1024 };
     (soft / 4).clamp(16, 16384) as usize
+}
+
+/// The identities of the root's rule files (`None` where missing).
+fn rule_ids(root: &std::path::Path) -> [Option<FileId>; 2] {
+    crate::rules::FILES.map(|name| {
+        std::fs::metadata(root.join(name))
+            .ok()
+            .map(|m| FileId::of(&m))
+    })
 }
 
 /// Files up to this size are hashed when they are first looked up, on the request's own
@@ -75,6 +86,9 @@ pub struct Cache {
     cache_control: HeaderValue,
     watch: Arc<Watch>,
     state: Mutex<Store>,
+    /// `_headers` and `_redirects`: the last good ones, the generation they were checked
+    /// at and the identities of the files they came from.
+    rules: Mutex<(u64, [Option<FileId>; 2], Arc<Rules>)>,
     /// Where large files go to be hashed; the thread starts with the first.
     hasher: OnceLock<Sender<HashJob>>,
     me: Weak<Cache>,
@@ -92,6 +106,8 @@ impl Cache {
     /// cannot be opened.
     pub fn new(config: &Config, limits: Limits, watch: Arc<Watch>) -> io::Result<Arc<Cache>> {
         let root = Root::open(&config.root)?;
+        // The root's own changes (the rule files, a ConfigMap swap) from the start.
+        watch.watch_folders(root.path(), [std::path::Path::new("")]);
         Ok(Arc::new_cyclic(|me: &Weak<Cache>| Cache {
             root,
             limits,
@@ -99,6 +115,7 @@ impl Cache {
             cache_control: headers::forever(&config.cache_control),
             watch,
             state: Mutex::new(Store::new(limits)),
+            rules: Mutex::new((0, rule_ids(&config.root), config.rules.clone())),
             hasher: OnceLock::new(),
             me: me.clone(),
         }))
@@ -281,6 +298,31 @@ impl Cache {
             }
         });
         Ok(content)
+    }
+
+    /// The `_headers` and `_redirects` rules now: read again when the watch says something
+    /// changed and their files did; a file with an error keeps the last good rules (the
+    /// error is logged with its file and line).
+    pub fn rules(&self) -> Arc<Rules> {
+        let generation = self.watch.generation();
+        let mut r = self.rules.lock().unwrap_or_else(|e| e.into_inner());
+        if r.0 != generation {
+            r.0 = generation;
+            let ids = rule_ids(self.root.path());
+            if ids != r.1 {
+                r.1 = ids;
+                match Rules::load(self.root.path(), &REFUSED_HEADERS) {
+                    Ok(rules) => {
+                        tracing::info!("reloaded _headers and _redirects");
+                        r.2 = Arc::new(rules);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "keeping the previous rules");
+                    }
+                }
+            }
+        }
+        r.2.clone()
     }
 
     /// Drops what is kept for `key`, after its files were found changed.

@@ -91,6 +91,8 @@ pub struct Config {
     pub cors_origins: Option<crate::cors::CorsOrigins>,
     /// Users who may see the site (every path but the probes); `None`: open.
     pub basic_auth: Option<std::sync::Arc<crate::auth::BasicAuth>>,
+    /// The root's `_headers` and `_redirects` as they were at startup.
+    pub rules: std::sync::Arc<crate::rules::Rules>,
 }
 
 /// A configuration error: the message names the flag, its variable and the bad value.
@@ -343,7 +345,13 @@ where
     let workers =
         source(WORKERS).parse_with(parse_count, "a whole number of threads, at least 1")?;
 
+    let rules = std::sync::Arc::new(
+        crate::rules::Rules::load(&root, &REFUSED_HEADERS)
+            .map_err(|why| root_src.error(&root_raw, &format!("the site's {why}")))?,
+    );
+
     Ok(Command::Serve(Box::new(Config {
+        rules,
         root,
         listen: source(LISTEN)
             .parse_with(parse_addr, "an address like 0.0.0.0:8080 or [::]:8080")?
@@ -543,7 +551,7 @@ fn parse_immutable(s: &str) -> Option<ImmutableRule> {
 /// Headers `--header` may not add: framing (a wrong length or coding corrupts every
 /// response), hop-by-hop ones (RFC 9110 §7.6.1: about one connection, not the content), and
 /// those the server computes per representation.
-const REFUSED_HEADERS: [&str; 13] = [
+pub const REFUSED_HEADERS: [&str; 13] = [
     "content-length",
     "transfer-encoding",
     "connection",

@@ -39,6 +39,7 @@ pub mod observe;
 pub mod path;
 pub mod proxies;
 pub mod resolve;
+pub mod rules;
 pub mod sendfile;
 pub mod server;
 pub mod service;

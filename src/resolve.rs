@@ -179,6 +179,10 @@ fn open_meta(root: &Root, rel: &str) -> Option<(File, fs::Metadata, bool)> {
 /// Looks at what `key` names under the root: its files, opened.
 pub fn probe(root: &Root, key: &str) -> Probe {
     let rel = key.trim_start_matches('/');
+    if crate::rules::FILES.contains(&rel) {
+        // The site's own rules are never served.
+        return Probe::Missing;
+    }
     let Some((file, meta, via_symlink)) = open_meta(root, rel) else {
         return Probe::Missing;
     };

@@ -24,6 +24,7 @@ use crate::host;
 use crate::negotiate;
 use crate::path::{self, Checked};
 use crate::resolve::Etag;
+use crate::rules::{Action, Rules};
 
 /// Whether the server still takes traffic. Flipped once, on the first shutdown signal.
 #[derive(Debug, Default)]
@@ -96,6 +97,10 @@ impl SiteService {
         let method = req.method();
         let is_get = method == Method::GET;
         let draining = s.readiness.is_draining();
+        let rules = Some(req.uri().path())
+            .filter(|p| !is_probe(p))
+            .map(|_| s.cache.rules())
+            .filter(|r| !r.is_empty());
         let cors = s.cors.as_ref().map(|origins| cors::check(origins, req));
         let preflight = matches!(cors, Some(Cors::Preflight(_) | Cors::Refused));
         let mut response = if let Some(why) = host::problem(req) {
@@ -127,9 +132,15 @@ impl SiteService {
                 "/healthz" => s.probe(StatusCode::OK, "ok"),
                 "/readyz" if draining => s.probe(StatusCode::SERVICE_UNAVAILABLE, "draining"),
                 "/readyz" => s.probe(StatusCode::OK, "ready"),
-                path => s.file(req, path, is_get),
+                path => s.file(req, path, is_get, rules.as_deref()),
             }
         };
+        if let Some(rules) = &rules {
+            // `_headers` over the server's own.
+            for (name, value) in rules.headers_for(req.uri().path()) {
+                response.headers_mut().insert(name.clone(), value.clone());
+            }
+        }
         if let Some(origins) = s.cors.as_ref().filter(|_| !preflight) {
             cors::add_headers(origins, req.headers(), response.headers_mut());
         }
@@ -155,7 +166,13 @@ impl SiteService {
 }
 
 impl Shared {
-    fn file<B>(&self, req: &Request<B>, raw_path: &str, is_get: bool) -> Response<Body> {
+    fn file<B>(
+        &self,
+        req: &Request<B>,
+        raw_path: &str,
+        is_get: bool,
+        rules: Option<&Rules>,
+    ) -> Response<Body> {
         let path = match path::check(raw_path) {
             Checked::Path(p) => p,
             Checked::Forbidden => return self.not_found(),
@@ -163,7 +180,7 @@ impl Shared {
         };
         // A file that changed between its lookup and its reading is looked up once more.
         for _ in 0..2 {
-            if let Some(response) = self.found(req, raw_path, &path, is_get) {
+            if let Some(response) = self.found(req, raw_path, &path, is_get, rules) {
                 return response;
             }
         }
@@ -177,7 +194,14 @@ impl Shared {
         raw_path: &str,
         path: &str,
         is_get: bool,
+        rules: Option<&Rules>,
     ) -> Option<Response<Body>> {
+        let query = req.uri().query();
+        // A forced (`!`) rule applies even where a file exists; the others only where none
+        // does.
+        if let Some(action) = rules.and_then(|r| r.redirect(path, query, true)) {
+            return self.act(req, action, is_get);
+        }
         Some(match self.cache.lookup(path) {
             Found::File(asset) => return self.asset(req, &asset, is_get),
             Found::Redirect => {
@@ -192,6 +216,10 @@ impl Shared {
                     r.headers_mut().insert(header::LOCATION, v);
                 }
                 r
+            }
+            Found::Missing if rules.is_some_and(|r| r.redirect(path, query, false).is_some()) => {
+                let action = rules.and_then(|r| r.redirect(path, query, false));
+                return self.act(req, action.expect("matched above"), is_get);
             }
             Found::Missing => {
                 // A fingerprinted name or an --immutable prefix is an asset, never a page:
@@ -213,6 +241,27 @@ impl Shared {
                 r
             }
         })
+    }
+
+    /// The response a `_redirects` rule asks for; `None` if a rewritten file changed
+    /// meanwhile.
+    fn act<B>(&self, req: &Request<B>, action: Action, is_get: bool) -> Option<Response<Body>> {
+        match action {
+            Action::Redirect(status, location) => {
+                let mut r = self.text(status, "");
+                if let Ok(v) = HeaderValue::try_from(location) {
+                    r.headers_mut().insert(header::LOCATION, v);
+                }
+                Some(r)
+            }
+            Action::Rewrite(target) => match path::check(&target) {
+                Checked::Path(p) => match self.cache.lookup(&p) {
+                    Found::File(asset) => self.asset(req, &asset, is_get),
+                    _ => Some(self.not_found()),
+                },
+                _ => Some(self.not_found()),
+            },
+        }
     }
 
     /// The response for `asset`; `None` if its file changed since it was looked up.

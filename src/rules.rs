@@ -1,0 +1,329 @@
+//! `_headers` and `_redirects` at the root, in the syntax Netlify and Cloudflare Pages
+//! document, so a site built for them works here unchanged:
+//!
+//! ```text
+//! # _redirects: FROM TO [STATUS][!]   (first match wins; STATUS 301 when omitted)
+//! /old            /new               301
+//! /blog/*         /posts/:splat      302
+//! /users/:id      /profile/:id       200   # a rewrite: serve that path's file
+//! /app/*          /index.html        200!  # `!`: even when a file exists at the path
+//! /chat           https://chat.example.com/ 308
+//!
+//! # _headers: a path pattern, then indented `Name: value` lines
+//! /assets/*
+//!   Cache-Control: public, max-age=31536000, immutable
+//! /*
+//!   X-Frame-Options: DENY
+//! ```
+//!
+//! Patterns: literal segments, `:name` for one segment, `*` for the rest (`:splat` in the
+//! target). A redirect rule applies only where no file answers the path, unless forced
+//! with `!` (as Netlify's shadowing); the request's query string is kept. Every `_headers`
+//! block that matches adds its headers, later ones overriding earlier ones, over the
+//! server's own; framing and hop-by-hop names are refused. Errors name the file, the line
+//! and the problem.
+
+use http::{HeaderName, HeaderValue, StatusCode};
+
+/// The rules of both files.
+#[derive(Debug, Default)]
+pub struct Rules {
+    redirects: Vec<Redirect>,
+    headers: Vec<(Pattern, Vec<(HeaderName, HeaderValue)>)>,
+}
+
+#[derive(Debug)]
+struct Redirect {
+    from: Pattern,
+    to: String,
+    status: StatusCode,
+    force: bool,
+}
+
+/// What a redirect rule makes of a request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Send the client elsewhere: status and `Location`.
+    Redirect(StatusCode, String),
+    /// Answer with this local path's file, status 200.
+    Rewrite(String),
+}
+
+#[derive(Debug)]
+struct Pattern(Vec<Seg>);
+
+#[derive(Debug)]
+enum Seg {
+    Literal(String),
+    Param(String),
+    Splat,
+}
+
+impl Pattern {
+    fn parse(s: &str) -> Result<Pattern, String> {
+        if !s.starts_with('/') {
+            return Err(format!("{s:?} is not a path (it must start with /)"));
+        }
+        let parts: Vec<&str> = s.trim_end_matches('/').split('/').skip(1).collect();
+        let mut segs = Vec::new();
+        for (i, p) in parts.iter().enumerate() {
+            segs.push(if *p == "*" {
+                if i != parts.len() - 1 {
+                    return Err(format!("{s:?}: * may only end a pattern"));
+                }
+                Seg::Splat
+            } else if let Some(name) = p.strip_prefix(':') {
+                Seg::Param(name.to_string())
+            } else {
+                Seg::Literal(p.to_string())
+            });
+        }
+        Ok(Pattern(segs))
+    }
+
+    /// The placeholders' values if `path` matches (`splat` for `*`).
+    fn matches(&self, path: &str) -> Option<Vec<(String, String)>> {
+        let parts: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+        let mut values = Vec::new();
+        for (i, seg) in self.0.iter().enumerate() {
+            match seg {
+                Seg::Splat => {
+                    values.push(("splat".to_string(), parts.get(i..).unwrap_or(&[]).join("/")));
+                    return Some(values);
+                }
+                Seg::Literal(l) => {
+                    if parts.get(i) != Some(&l.as_str()) {
+                        return None;
+                    }
+                }
+                Seg::Param(name) => {
+                    let v = parts.get(i).filter(|v| !v.is_empty())?;
+                    values.push((name.clone(), v.to_string()));
+                }
+            }
+        }
+        (parts.len() == self.0.len()).then_some(values)
+    }
+}
+
+/// The two files' names at the root.
+pub const FILES: [&str; 2] = ["_headers", "_redirects"];
+
+impl Rules {
+    /// Reads and parses the root's `_headers` and `_redirects` (either may be missing).
+    pub fn load(root: &std::path::Path, refused: &[&str]) -> Result<Rules, String> {
+        let read = |name: &str| match std::fs::read_to_string(root.join(name)) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("{name}: {e}")),
+        };
+        let headers = read(FILES[0])?;
+        let redirects = read(FILES[1])?;
+        Rules::parse(headers.as_deref(), redirects.as_deref(), refused)
+    }
+
+    /// Parses the two files' texts (either may be absent). Errors: `FILE:LINE: problem`.
+    pub fn parse(
+        headers: Option<&str>,
+        redirects: Option<&str>,
+        refused: &[&str],
+    ) -> Result<Rules, String> {
+        let mut rules = Rules::default();
+        for (n, line) in redirects.unwrap_or_default().lines().enumerate() {
+            let err = |why: String| format!("_redirects:{}: {why}", n + 1);
+            let line = line.split('#').next().unwrap_or_default().trim();
+            if line.is_empty() {
+                continue;
+            }
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.len() < 2 {
+                return Err(err("expected FROM TO [STATUS]".into()));
+            }
+            if fields[2..].iter().any(|f| f.contains('=')) || fields.len() > 3 {
+                return Err(err(
+                    "query-parameter conditions and extra fields are not supported".into(),
+                ));
+            }
+            let (code, force) = match fields.get(2) {
+                None => ("301", false),
+                Some(s) => s.strip_suffix('!').map_or((*s, false), |c| (c, true)),
+            };
+            let status = match code {
+                "200" | "301" | "302" | "303" | "307" | "308" => {
+                    StatusCode::from_bytes(code.as_bytes()).expect("listed codes")
+                }
+                other => {
+                    return Err(err(format!(
+                        "status {other:?} is not one of 200, 301, 302, 303, 307, 308"
+                    )))
+                }
+            };
+            let to = fields[1].to_string();
+            if status == StatusCode::OK && !to.starts_with('/') {
+                return Err(err(format!(
+                    "a 200 rewrite needs a path on this site, not {to:?} (proxying is not supported)"
+                )));
+            }
+            if HeaderValue::from_str(&to).is_err() {
+                return Err(err(format!("{to:?} is not a valid Location")));
+            }
+            rules.redirects.push(Redirect {
+                from: Pattern::parse(fields[0]).map_err(err)?,
+                to,
+                status,
+                force,
+            });
+        }
+        for (n, line) in headers.unwrap_or_default().lines().enumerate() {
+            let err = |why: String| format!("_headers:{}: {why}", n + 1);
+            if line.trim().is_empty() || line.trim_start().starts_with('#') {
+                continue;
+            }
+            if !line.starts_with([' ', '\t']) {
+                rules
+                    .headers
+                    .push((Pattern::parse(line.trim()).map_err(err)?, Vec::new()));
+                continue;
+            }
+            let Some((_, block)) = rules.headers.last_mut() else {
+                return Err(err("a header line before any path".into()));
+            };
+            let (name, value) = line
+                .trim()
+                .split_once(':')
+                .ok_or_else(|| err("expected 'Name: value'".into()))?;
+            let name = HeaderName::from_bytes(name.trim().as_bytes())
+                .map_err(|_| err(format!("{:?} is not a header name", name.trim())))?;
+            if refused.contains(&name.as_str()) {
+                return Err(err(format!(
+                    "{name} is set by the server per response (framing or hop-by-hop)"
+                )));
+            }
+            let value = HeaderValue::from_str(value.trim())
+                .map_err(|_| err(format!("{:?} is not a header value", value.trim())))?;
+            block.push((name, value));
+        }
+        Ok(rules)
+    }
+
+    /// Whether there is any rule at all (so a request can skip looking).
+    pub fn is_empty(&self) -> bool {
+        self.redirects.is_empty() && self.headers.is_empty()
+    }
+
+    /// The first redirect rule for `path`: `forced` asks for the `!` rules only (those that
+    /// apply even where a file exists), otherwise for any.
+    pub fn redirect(&self, path: &str, query: Option<&str>, forced: bool) -> Option<Action> {
+        for r in self.redirects.iter().filter(|r| r.force || !forced) {
+            let Some(values) = r.from.matches(path) else {
+                continue;
+            };
+            let mut to = r.to.clone();
+            let mut values = values;
+            // Longest names first, so `:id` cannot eat the start of `:idx`.
+            values.sort_by_key(|(name, _)| std::cmp::Reverse(name.len()));
+            for (name, value) in &values {
+                to = to.replace(&format!(":{name}"), value);
+            }
+            if r.status == StatusCode::OK {
+                return Some(Action::Rewrite(to));
+            }
+            if let Some(q) = query.filter(|_| !to.contains('?')) {
+                to.push('?');
+                to.push_str(q);
+            }
+            return Some(Action::Redirect(r.status, to));
+        }
+        None
+    }
+
+    /// The headers `_headers` adds to a response for `path`, in the order to apply them.
+    pub fn headers_for<'a>(
+        &'a self,
+        path: &'a str,
+    ) -> impl Iterator<Item = &'a (HeaderName, HeaderValue)> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(p, _)| p.matches(path).is_some())
+            .flat_map(|(_, h)| h.iter())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(h: &str, r: &str) -> Rules {
+        Rules::parse(Some(h), Some(r), &["content-length"]).unwrap()
+    }
+
+    #[test]
+    fn redirects_with_splats_placeholders_status_and_force() {
+        let r = rules(
+            "",
+            "# comment\n/old /new\n/blog/* /posts/:splat 302\n/u/:id/:tab /profile/:id?tab=:tab 307\n\
+             /app/* /index.html 200!\n/ext https://example.com/ 308\n",
+        );
+        let redirect = |p, q| r.redirect(p, q, false);
+        assert_eq!(
+            redirect("/old", Some("a=1")),
+            Some(Action::Redirect(
+                StatusCode::MOVED_PERMANENTLY,
+                "/new?a=1".into()
+            ))
+        );
+        assert_eq!(
+            redirect("/blog/2024/post", None),
+            Some(Action::Redirect(
+                StatusCode::FOUND,
+                "/posts/2024/post".into()
+            ))
+        );
+        assert_eq!(
+            redirect("/u/7/likes", Some("x=1")),
+            Some(Action::Redirect(
+                StatusCode::TEMPORARY_REDIRECT,
+                "/profile/7?tab=likes".into()
+            ))
+        );
+        assert_eq!(
+            redirect("/app/a/b", None),
+            Some(Action::Rewrite("/index.html".into()))
+        );
+        assert_eq!(
+            r.redirect("/old", None, true),
+            None,
+            "only ! rules when forced"
+        );
+        assert_eq!(
+            r.redirect("/app/x", None, true),
+            Some(Action::Rewrite("/index.html".into()))
+        );
+        assert_eq!(redirect("/nothing", None), None);
+        assert_eq!(redirect("/u/7", None), None, "both placeholders needed");
+    }
+
+    #[test]
+    fn headers_merge_in_order() {
+        let r = rules("/*\n  X-A: 1\n  X-B: 1\n/docs/*\n  X-B: 2\n", "");
+        let got: Vec<String> = r
+            .headers_for("/docs/page")
+            .map(|(n, v)| format!("{n}={}", v.to_str().unwrap()))
+            .collect();
+        assert_eq!(got, ["x-a=1", "x-b=1", "x-b=2"]);
+        assert_eq!(r.headers_for("/other").count(), 2);
+    }
+
+    #[test]
+    fn errors_name_file_line_and_problem() {
+        let e = |h: &str, r: &str| Rules::parse(Some(h), Some(r), &["content-length"]).unwrap_err();
+        assert!(e("", "/a /b 418").starts_with("_redirects:1: status"));
+        assert!(e("", "\n/a").starts_with("_redirects:2: expected"));
+        assert!(e("", "/a https://x/ 200").contains("rewrite"));
+        assert!(e("", "/a /b 301 extra").contains("not supported"));
+        assert!(e("", "/*/x /b").contains("* may only end"));
+        assert!(e("  X: 1", "").starts_with("_headers:1: a header line before"));
+        assert!(e("/a\n  Content-Length: 3", "").starts_with("_headers:2: content-length"));
+        assert!(e("/a\n  no colon", "").starts_with("_headers:2: expected"));
+    }
+}
