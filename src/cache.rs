@@ -210,16 +210,17 @@ impl Cache {
             encoding, id, file, ..
         } in files
         {
-            let (etag, resident) = if id.len <= self.limits.file_max {
+            let (etag, resident) = if id.len <= self.limits.file_max.max(HASH_INLINE_MAX) {
+                // Hashed now, so even the first response has its ETag; a small file's bytes
+                // are kept, a larger one's descriptor.
                 let data = resolve::read_verified(&file, id).ok()??;
                 let etag = Etag::of(resolve::hash(&data));
-                (Some(etag), Resident::Memory(Bytes::from(data)))
-            } else if id.len <= HASH_INLINE_MAX {
-                // Hashed now, so even the first response has its ETag; the bytes are not
-                // kept, the descriptor is.
-                let data = resolve::read_verified(&file, id).ok()??;
-                let etag = Etag::of(resolve::hash(&data));
-                (Some(etag), Resident::Open(Arc::new(file)))
+                let resident = if id.len <= self.limits.file_max {
+                    Resident::Memory(Bytes::from(data))
+                } else {
+                    Resident::Open(Arc::new(file))
+                };
+                (Some(etag), resident)
             } else {
                 (None, Resident::Open(Arc::new(file)))
             };

@@ -217,11 +217,10 @@ impl Shared {
                 }
                 r
             }
-            Found::Missing if rules.is_some_and(|r| r.redirect(path, query, false).is_some()) => {
-                let action = rules.and_then(|r| r.redirect(path, query, false));
-                return self.act(req, action.expect("matched above"), is_get);
-            }
             Found::Missing => {
+                if let Some(action) = rules.and_then(|r| r.redirect(path, query, false)) {
+                    return self.act(req, action, is_get);
+                }
                 // A fingerprinted name or an --immutable prefix is an asset, never a page:
                 // an old release's `app.3f9a2c1e.js` must get a 404 (not HTML with 200,
                 // which breaks the page mid-rollout) that nothing caches.
