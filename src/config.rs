@@ -16,6 +16,8 @@ pub enum Command {
     Serve(Box<Config>),
     /// `tinyserve healthcheck`: probe `/healthz` on this address and exit 0 or 1.
     Healthcheck(SocketAddr),
+    /// `tinyserve check`: lint the site and exit 0, or 1 on errors.
+    Check(Box<crate::check::Options>),
     /// `--help`: print [`help`] and exit 0.
     Help,
     /// `--version`: print [`version`] and exit 0.
@@ -173,7 +175,8 @@ const OPTS: [Opt; 24] = [
 pub fn help() -> String {
     let mut out = String::from(
         "tinyserve: a tiny static-file server for containers and Kubernetes\n\n\
-         usage: tinyserve [OPTIONS]\n       tinyserve healthcheck [--listen ADDR]\n\n\
+         usage: tinyserve [OPTIONS]\n       tinyserve healthcheck [--listen ADDR]\n       \
+         tinyserve check [--root DIR] [--fallback FILE] [--immutable LIST] [--cache-control VALUE]\n\n\
          Every option can also be set by its environment variable; a flag wins over its variable.\n\
          DUR is a duration like 500ms, 5s or 2m; SIZE is bytes like 8192, 16KiB or 2MiB.\n\noptions:\n",
     );
@@ -214,6 +217,7 @@ where
     let mut parser = lexopt::Parser::from_args(args);
     let mut given: Vec<Vec<String>> = vec![Vec::new(); OPTS.len()];
     let mut healthcheck = false;
+    let mut check = false;
     while let Some(arg) = parser.next().map_err(lexopt_error)? {
         match arg {
             Short('h') | Long("help") => return Ok(Command::Help),
@@ -237,7 +241,8 @@ where
                     .map_err(|v| ConfigError(format!("--{name}: {v:?} is not valid UTF-8")))?;
                 given[i].push(value);
             }
-            Value(v) if v == "healthcheck" && !healthcheck => healthcheck = true,
+            Value(v) if v == "healthcheck" && !healthcheck && !check => healthcheck = true,
+            Value(v) if v == "check" && !healthcheck && !check => check = true,
             other => return Err(lexopt_error(other.unexpected())),
         }
     }
@@ -267,6 +272,39 @@ where
         let listen =
             source(LISTEN).parse_with(parse_addr, "an address like [::]:8080 or 0.0.0.0:8080")?;
         return Ok(Command::Healthcheck(listen.expect("listen has a default")));
+    }
+
+    if check {
+        // What changes what the server serves; the rest (listeners, limits) does not apply.
+        if let Some(i) = (0..OPTS.len()).find(|&i| {
+            !given[i].is_empty() && ![ROOT, FALLBACK, IMMUTABLE, CACHE_CONTROL].contains(&i)
+        }) {
+            return Err(ConfigError(format!(
+                "--{} does not apply to 'tinyserve check', which takes --root, --fallback, \
+                 --immutable and --cache-control",
+                OPTS[i].flag
+            )));
+        }
+        let root_src = source(ROOT);
+        let root_raw = root_src.value.clone().unwrap_or_default();
+        let root = std::fs::canonicalize(&root_raw)
+            .ok()
+            .filter(|r| r.is_dir())
+            .ok_or_else(|| root_src.error(&root_raw, "no such directory; point it at your site"))?;
+        return Ok(Command::Check(Box::new(crate::check::Options {
+            root,
+            fallback: source(FALLBACK)
+                .value
+                .filter(|v| !v.is_empty())
+                .map(|f| f.trim_start_matches('/').to_string()),
+            immutable: source(IMMUTABLE)
+                .parse_with(
+                    parse_immutable,
+                    "'fingerprint' and/or path prefixes starting with '/', comma-separated",
+                )?
+                .unwrap_or_default(),
+            cache_control: source(CACHE_CONTROL).value.unwrap_or_default(),
+        })));
     }
 
     let root_src = source(ROOT);

@@ -16,10 +16,12 @@
 //! - [`server`]: the accept loop, connection limits and timeouts ([`idle`]), graceful
 //!   shutdown; [`run`] is the entry point tests call with their own shutdown future.
 //! - [`signal`], [`logging`], [`healthcheck`]: what `main` wires up around [`run`].
+//! - [`check`]: the `tinyserve check` subcommand, a linter for the site.
 
 pub mod auth;
 pub mod body;
 pub mod cache;
+pub mod check;
 pub mod conditional;
 pub mod config;
 pub mod cors;

@@ -26,6 +26,15 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Check(options) => {
+            let mut report = tinyserve::check::run(&options);
+            print!("{}", report.render());
+            if report.count(tinyserve::check::Level::Error) > 0 {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
         Command::Serve(config) => serve(*config),
     }
 }

@@ -34,6 +34,8 @@ pub struct Rules {
 
 #[derive(Debug)]
 struct Redirect {
+    /// Line in `_redirects`, from 1.
+    line: usize,
     from: Pattern,
     to: String,
     status: StatusCode,
@@ -168,6 +170,7 @@ impl Rules {
                 return Err(err(format!("{to:?} is not a valid Location")));
             }
             rules.redirects.push(Redirect {
+                line: n + 1,
                 from: Pattern::parse(fields[0]).map_err(err)?,
                 to,
                 status,
@@ -209,6 +212,15 @@ impl Rules {
     /// Whether there is any rule at all (so a request can skip looking).
     pub fn is_empty(&self) -> bool {
         self.redirects.is_empty() && self.headers.is_empty()
+    }
+
+    /// The targets of redirect rules that are fixed paths on this site (no placeholder,
+    /// no other host), with their line: what `tinyserve check` looks for.
+    pub fn local_targets(&self) -> impl Iterator<Item = (usize, &str)> + '_ {
+        self.redirects
+            .iter()
+            .filter(|r| r.to.starts_with('/') && !r.to.starts_with("//") && !r.to.contains(':'))
+            .map(|r| (r.line, r.to.as_str()))
     }
 
     /// The first redirect rule for `path`: `forced` asks for the `!` rules only (those that
