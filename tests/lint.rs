@@ -63,6 +63,7 @@ fn shell_scripts() -> Vec<PathBuf> {
     let mut v = vec![
         root().join("k8s/preview.sh"),
         root().join("docker/precompress.sh"),
+        root().join("docker/build-image.sh"),
         root().join(".ci/run"),
     ];
     for dir in [".github/scripts", "bench"] {
@@ -241,7 +242,14 @@ fn no_expression_inside_run_and_branches_pass_through_env() {
 fn the_source_build_stage_gets_every_build_input() {
     // What `cargo build` reads: a file missing here breaks only the online image build,
     // which cannot run on a machine without a registry.
-    let inputs = ["Cargo.toml", "Cargo.lock", "build.rs", "src", "csrc"];
+    let inputs = [
+        "Cargo.toml",
+        "Cargo.lock",
+        ".cargo",
+        "build.rs",
+        "src",
+        "csrc",
+    ];
     let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
     let build_stage = dockerfile
         .split("\nFROM ")
@@ -272,5 +280,35 @@ fn the_source_build_stage_gets_every_build_input() {
             reincluded,
             ".dockerignore keeps {input} out of the build context"
         );
+    }
+}
+
+#[test]
+fn every_final_image_stage_sets_the_same_runtime_settings() {
+    // The classic builder needs each final stage to copy its files before any setting
+    // (see the Dockerfile's header), so the settings are written out three times.
+    let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
+    let settings = |stage: &str| -> String {
+        let body = dockerfile
+            .split("\nFROM ")
+            .find(|s| {
+                s.lines()
+                    .next()
+                    .unwrap_or("")
+                    .ends_with(&format!(" AS {stage}"))
+            })
+            .unwrap_or_else(|| panic!("no stage {stage}"));
+        let start = body
+            .find("ARG VERSION=")
+            .expect("settings start with ARG VERSION");
+        let end = body
+            .find("ENTRYPOINT [\"/tinyserve\"]")
+            .expect("and end with ENTRYPOINT");
+        body[start..end].to_string()
+    };
+    let prebuilt = settings("prebuilt");
+    assert!(prebuilt.contains("USER 65532:65532") && prebuilt.contains("HEALTHCHECK"));
+    for stage in ["prebuilt-arm64", "image"] {
+        assert_eq!(settings(stage), prebuilt, "{stage} differs from prebuilt");
     }
 }

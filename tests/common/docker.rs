@@ -28,38 +28,38 @@ pub fn ok(cmd: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// Builds the static binary, precompresses the demo site and builds the image with
-/// `--target prebuilt` (offline), once per test binary.
+/// The arm64 image the tests build (from [`IMAGE`]'s name, as the script names it).
+pub const IMAGE_ARM64: &str = "tinyserve:test-arm64";
+
+/// Builds the image as the README says, with `docker/build-image.sh` (static binary,
+/// precompressed demo site, `--target prebuilt`, offline), once per test binary.
 pub fn image() -> &'static str {
     static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        ok(
-            "cargo",
-            &[
-                "build",
-                "--release",
-                "--locked",
-                "--target",
-                "x86_64-unknown-linux-musl",
-            ],
-        );
-        ok("sh", &["docker/precompress.sh", "static", "target/site"]);
-        let revision = ok("git", &["rev-parse", "HEAD"]);
-        ok(
-            "docker",
-            &[
-                "build",
-                "--target",
-                "prebuilt",
-                "--build-arg",
-                &format!("REVISION={revision}"),
-                "-t",
-                IMAGE,
-                ".",
-            ],
-        );
-    });
+    BUILT.get_or_init(|| build_image("amd64"));
     IMAGE
+}
+
+/// The arm64 image, from the cross-built binary (`docker/build-image.sh arm64`). This
+/// engine has no arm64 emulation: it can be inspected and taken apart, not started.
+pub fn image_arm64() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| build_image("arm64"));
+    IMAGE_ARM64
+}
+
+fn build_image(arch: &str) {
+    let out = Command::new("sh")
+        .args(["docker/build-image.sh", arch])
+        .env("TAG", IMAGE)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run docker/build-image.sh");
+    assert!(
+        out.status.success(),
+        "docker/build-image.sh {arch} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Makes a test site readable by the image's user (uid 65532) when mounted read-only.

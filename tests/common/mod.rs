@@ -33,7 +33,17 @@ impl Server {
     /// Like [`Server::start`], with environment variables (the rest of the environment is
     /// cleared so a developer's `TINYSERVE_*` settings cannot leak in).
     pub fn start_env(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut cmd = Command::new(BIN);
+        Server::start_program(Command::new(BIN), root, args, env)
+    }
+
+    /// Like [`Server::start_env`], running `cmd` (another build of the binary, or an
+    /// emulator with the binary as its first argument) instead of this build.
+    pub fn start_program(
+        mut cmd: Command,
+        root: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         cmd.env_clear()
             .arg("--root")
             .arg(root)
