@@ -21,7 +21,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
-/// Ticks per timeout: a timeout fires between 1 and 1.25 times its value.
+/// Ticks per timeout: a timeout fires between 1 and 1.25 times its value, never before.
 const TICKS_PER_TIMEOUT: u32 = 4;
 
 /// The two limits.
@@ -46,6 +46,10 @@ pub struct TimedIo<T> {
     /// first byte read after each write, until the next write.
     in_head: bool,
     head_ticks: u32,
+    /// Ticks after which the head in progress is too late: `header_ticks` for the first,
+    /// which starts with the clock, one more for later ones, which start between two
+    /// ticks (the first tick after them may be a moment away and cannot count as a whole).
+    head_limit: u32,
     sleep: Pin<Box<Sleep>>,
 }
 
@@ -64,6 +68,7 @@ impl<T> TimedIo<T> {
             quiet_ticks: 0,
             in_head: true,
             head_ticks: 0,
+            head_limit: ticks(timeouts.header),
             sleep: Box::pin(tokio::time::sleep(tick)),
         }
     }
@@ -84,7 +89,7 @@ impl<T> TimedIo<T> {
             }
             if self.in_head {
                 self.head_ticks += 1;
-                if self.head_ticks >= self.header_ticks {
+                if self.head_ticks >= self.head_limit {
                     return Poll::Ready(io::Error::new(
                         io::ErrorKind::TimedOut,
                         "request head not received in time",
@@ -113,6 +118,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
                         // The first byte of the next request: its head's clock starts.
                         this.in_head = true;
                         this.head_ticks = 0;
+                        this.head_limit = this.header_ticks + 1;
                     }
                 }
                 Poll::Ready(r)
@@ -171,5 +177,131 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The bounds, on tokio's paused clock: time moves only when every task waits, straight
+    //! to the next timer, so each case is exact and takes no real time.
+
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    fn pair(header: Duration, idle: Duration) -> (DuplexStream, TimedIo<DuplexStream>) {
+        let (client, server) = tokio::io::duplex(1 << 16);
+        (client, TimedIo::new(server, Timeouts { header, idle }))
+    }
+
+    /// Reads until the timeout closes the connection; how long that took, and the error.
+    async fn time_to_timeout(io: &mut TimedIo<DuplexStream>) -> (Duration, String) {
+        let start = Instant::now();
+        let mut buf = [0u8; 64];
+        loop {
+            match io.read(&mut buf).await {
+                Ok(0) => panic!("closed without a timeout"),
+                Ok(_) => continue,
+                Err(e) => {
+                    assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+                    return (start.elapsed(), e.to_string());
+                }
+            }
+        }
+    }
+
+    fn assert_within(took: Duration, limit: Duration) {
+        assert!(
+            took >= limit && took <= limit * 5 / 4,
+            "fired after {took:?}, for a limit of {limit:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn first_head_times_out_at_the_header_timeout() {
+        let (_client, mut io) = pair(SECOND, 60 * SECOND);
+        let (took, why) = time_to_timeout(&mut io).await;
+        assert_within(took, SECOND);
+        assert!(why.contains("request head"), "{why}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_later_head_is_never_cut_early_whatever_the_tick_phase() {
+        // Ticks are 250 ms apart; the next request starts at every phase between two.
+        for phase_ms in [0, 1, 60, 125, 200, 249] {
+            let (mut client, mut io) = pair(SECOND, 60 * SECOND);
+            client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+            let mut buf = [0u8; 64];
+            assert!(io.read(&mut buf).await.unwrap() > 0);
+            io.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await.unwrap();
+            tokio::time::advance(Duration::from_millis(1000 + phase_ms)).await;
+            client.write_all(b"G").await.unwrap();
+            assert_eq!(io.read(&mut buf).await.unwrap(), 1);
+            // No time passes on the paused clock until everything waits: the head's clock
+            // started with that byte.
+            let (took, why) = time_to_timeout(&mut io).await;
+            assert_within(took, SECOND);
+            assert!(why.contains("request head"), "phase {phase_ms} ms: {why}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_trickled_head_still_times_out() {
+        let (mut client, mut io) = pair(SECOND, 60 * SECOND);
+        let trickle = tokio::spawn(async move {
+            for _ in 0..100 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if client.write_all(b"X").await.is_err() {
+                    return;
+                }
+            }
+        });
+        let (took, why) = time_to_timeout(&mut io).await;
+        assert_within(took, SECOND);
+        assert!(why.contains("request head"), "{why}");
+        trickle.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_connection_closes_within_its_bounds_and_a_moving_one_never() {
+        for phase_ms in [0, 1, 300, 499] {
+            let (mut client, mut io) = pair(SECOND, 2 * SECOND);
+            client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+            let mut buf = [0u8; 64];
+            assert!(io.read(&mut buf).await.unwrap() > 0);
+            tokio::time::advance(Duration::from_millis(phase_ms)).await;
+            // The answer goes out: the head is over, and the last byte moved now.
+            io.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await.unwrap();
+            let (took, why) = time_to_timeout(&mut io).await;
+            assert_within(took, 2 * SECOND);
+            assert!(why.contains("idle"), "phase {phase_ms} ms: {why}");
+        }
+
+        // A slow download: a byte out every 1.5 s for 18 s under a 2 s idle timeout, while
+        // the server also waits for the client's next request (as hyper does).
+        let (mut client, mut io) = pair(SECOND, 2 * SECOND);
+        client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        let mut buf = [0u8; 64];
+        assert!(io.read(&mut buf).await.unwrap() > 0);
+        let (mut reader, mut writer) = tokio::io::split(io);
+        let start = Instant::now();
+        let last_write = tokio::spawn(async move {
+            for _ in 0..13 {
+                writer.write_all(b"x").await.unwrap();
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+            }
+            Instant::now() - Duration::from_millis(1500)
+        });
+        let err = reader.read(&mut buf).await.unwrap_err();
+        let closed = Instant::now();
+        let last_write = last_write.await.unwrap();
+        assert!(err.to_string().contains("idle"), "{err}");
+        assert!(
+            closed - start > Duration::from_secs(18),
+            "closed during the download"
+        );
+        assert_within(closed - last_write, 2 * SECOND);
+        drop(client);
     }
 }
