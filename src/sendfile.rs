@@ -12,6 +12,18 @@
 //!
 //! Measured on a 1 MB file (server pinned to one core, wrk -c8): reading into memory and
 //! writing out cost one more copy per byte than nginx's `sendfile`, 0.8-0.9× its rate.
+//!
+//! The scheme rests on one assumption about hyper: over a writer that says it is vectored,
+//! body chunks are queued by reference and written with `poll_write_vectored`. Were a chunk
+//! ever copied (a layer that is not vectored makes hyper flatten its buffers; so might a
+//! TLS or buffering layer, or another hyper version), clients would get the placeholder's
+//! zeros under a valid ETag. So it is checked at run time, and a broken assumption ends the
+//! connection, never sends wrong bytes:
+//! - where each connection is built, [`require_vectored`] on the I/O handed to hyper;
+//! - a placeholder must be exactly the rest of the chunk the front segment was given
+//!   (address and length), and a placeholder with no segment is an error;
+//! - a plain `poll_write` while a segment waits means hyper flattened (copied) its queue:
+//!   the write is refused.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -58,10 +70,25 @@ pub struct Segment {
     pub len: u64,
 }
 
+/// A segment, and the length of the placeholder chunk it was given: the rest of that chunk
+/// is what the next placeholder written must be.
+struct Queued {
+    segment: Segment,
+    chunk_len: u64,
+}
+
+impl Queued {
+    /// Whether `buf` is exactly the part of this segment's chunk still to be written.
+    fn expects(&self, buf: &[u8]) -> bool {
+        let done = (self.chunk_len - self.segment.len) as usize;
+        buf.as_ptr() == placeholder()[done..].as_ptr() && buf.len() as u64 == self.segment.len
+    }
+}
+
 /// One connection's queue of segments, in the order hyper will write them.
 #[derive(Default)]
 pub struct Segments {
-    queue: Mutex<VecDeque<Segment>>,
+    queue: Mutex<VecDeque<Queued>>,
 }
 
 impl Segments {
@@ -72,11 +99,12 @@ impl Segments {
             "placeholder chunks are 1 byte to PLACEHOLDER_MAX"
         );
         let chunk = Bytes::from_static(&placeholder()[..segment.len as usize]);
-        self.lock().push_back(segment);
+        let chunk_len = segment.len;
+        self.lock().push_back(Queued { segment, chunk_len });
         chunk
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Segment>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Queued>> {
         // A panic elsewhere cannot leave the queue half-changed: push and pop are single
         // calls. (panic=abort in release anyway.)
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
@@ -95,15 +123,22 @@ impl SendfileIo {
         SendfileIo { stream, segments }
     }
 
-    /// Sends up to `max` bytes of the front segment.
-    fn poll_send_segment(&mut self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<usize>> {
+    /// Sends the file bytes the placeholder `buf` stands for (some of them, as `write` may).
+    fn poll_send_segment(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let mut queue = self.segments.lock();
-        let Some(segment) = queue.front_mut() else {
-            // A placeholder with no segment: a bug, and sending zeros would corrupt the
-            // response; end the connection instead.
+        let Some(front) = queue.front_mut() else {
+            // A placeholder with no segment: sending zeros would corrupt the response; end
+            // the connection instead.
             return Poll::Ready(Err(io::Error::other("placeholder without a file segment")));
         };
-        let count = (segment.len as usize).min(max);
+        if !front.expects(buf) {
+            return Poll::Ready(Err(io::Error::other(
+                "placeholder out of step with its file segment (a chunk was split, copied or \
+                 reordered above the socket)",
+            )));
+        }
+        let segment = &mut front.segment;
+        let count = buf.len();
         loop {
             ready!(self.stream.poll_write_ready(cx))?;
             let socket = self.stream.as_raw_fd();
@@ -196,7 +231,15 @@ impl AsyncWrite for SendfileIo {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         if is_placeholder(buf) {
-            return self.poll_send_segment(cx, buf.len());
+            return self.poll_send_segment(cx, buf);
+        }
+        if !self.segments.lock().is_empty() {
+            // Over this writer hyper only writes vectored; a plain write with a file chunk
+            // pending is a flattened copy: its zeros must not leave.
+            return Poll::Ready(Err(io::Error::other(
+                "plain write while a file chunk waits: a layer above is not vectored and \
+                 hyper copied the placeholder",
+            )));
         }
         Pin::new(&mut self.stream).poll_write(cx, buf)
     }
@@ -209,7 +252,7 @@ impl AsyncWrite for SendfileIo {
         // Real bytes up to the first placeholder go out in one writev; a placeholder at the
         // front goes out by sendfile. hyper calls again for whatever is left.
         match bufs.iter().position(|b| is_placeholder(b)) {
-            Some(0) => self.poll_send_segment(cx, bufs[0].len()),
+            Some(0) => self.poll_send_segment(cx, &bufs[0]),
             Some(n) => self.poll_write_more(cx, &bufs[..n]),
             None => Pin::new(&mut self.stream).poll_write_vectored(cx, bufs),
         }
@@ -227,5 +270,174 @@ impl AsyncWrite for SendfileIo {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// Checks, where a connection is built, that the I/O handed to hyper is vectored all the way
+/// down to [`SendfileIo`], which is what makes hyper pass file chunks by reference.
+pub fn require_vectored(io: &impl hyper::rt::Write) -> io::Result<()> {
+    if io.is_write_vectored() {
+        Ok(())
+    } else {
+        Err(io::Error::other(
+            "the connection's I/O is not vectored: hyper would copy file placeholders",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::body::Body;
+    use hyper_util::rt::TokioIo;
+    use std::io::{Read, Write};
+    use std::os::unix::fs::FileExt;
+
+    /// A layer that forwards everything but vectored writes, as a careless TLS or
+    /// buffering wrapper might.
+    struct NotVectored<T>(T);
+
+    impl<T: hyper::rt::Read + Unpin> hyper::rt::Read for NotVectored<T> {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: hyper::rt::ReadBufCursor<'_>,
+        ) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.0).poll_read(cx, buf)
+        }
+    }
+
+    impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for NotVectored<T> {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Pin::new(&mut self.0).poll_write(cx, buf)
+        }
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.0).poll_flush(cx)
+        }
+        fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.0).poll_shutdown(cx)
+        }
+    }
+
+    /// A file of known bytes, as the cache hands it to a body.
+    fn file(bytes: &[u8]) -> (Arc<File>, FileId) {
+        let f = tempfile::tempfile().unwrap();
+        f.write_all_at(bytes, 0).unwrap();
+        let id = FileId::of(&f.metadata().unwrap());
+        (Arc::new(f), id)
+    }
+
+    /// Serves one GET on a real socket, with `wrap` around the connection's I/O, the file
+    /// body sent by sendfile; returns what the client received.
+    async fn serve_once<W, I>(content: &'static [u8], wrap: W) -> Vec<u8>
+    where
+        W: FnOnce(TokioIo<SendfileIo>) -> I,
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = std::thread::spawn(move || {
+            let mut c = std::net::TcpStream::connect(addr).unwrap();
+            c.write_all(b"GET /f HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            let mut got = Vec::new();
+            let _ = c.read_to_end(&mut got);
+            got
+        });
+        let (stream, _) = listener.accept().await.unwrap();
+        let segments = Arc::new(Segments::default());
+        let io = wrap(TokioIo::new(SendfileIo::new(stream, segments.clone())));
+        let service = hyper::service::service_fn(move |_req| {
+            let (f, id) = file(content);
+            let mut body = Body::file(f, id, 0, content.len() as u64);
+            body.use_sendfile(&segments);
+            async move { Ok::<_, std::convert::Infallible>(http::Response::new(body)) }
+        });
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(io, service)
+            .await;
+        tokio::task::spawn_blocking(move || client.join().unwrap())
+            .await
+            .unwrap()
+    }
+
+    const CONTENT: &[u8] = b"file bytes that must arrive as they are, never as zeros";
+
+    #[tokio::test]
+    async fn the_file_goes_out_by_sendfile_over_the_production_stack() {
+        let got = serve_once(CONTENT, |io| {
+            require_vectored(&io).unwrap();
+            io
+        })
+        .await;
+        assert!(got.starts_with(b"HTTP/1.1 200 OK\r\n"), "{got:?}");
+        assert!(got.ends_with(CONTENT), "{}", String::from_utf8_lossy(&got));
+    }
+
+    #[tokio::test]
+    async fn a_layer_that_is_not_vectored_fails_loudly_and_sends_no_zeros() {
+        // The check where connections are built refuses it...
+        let io_check = serve_once(CONTENT, |io| {
+            let wrapped = NotVectored(io);
+            assert!(require_vectored(&wrapped).is_err());
+            wrapped
+        });
+        // ...and were it skipped, the socket layer refuses the copied placeholder.
+        let got = io_check.await;
+        assert!(
+            !got.windows(8).any(|w| w == [0u8; 8]),
+            "zeros reached the client: {got:?}"
+        );
+        assert!(
+            !got.ends_with(CONTENT),
+            "a non-vectored path cannot use sendfile"
+        );
+        assert!(got.is_empty(), "nothing of the response leaves: {got:?}");
+    }
+
+    #[test]
+    fn a_placeholder_out_of_step_or_without_a_segment_is_refused() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let _client = std::net::TcpStream::connect(addr).unwrap();
+            let (stream, _) = listener.accept().await.unwrap();
+            let segments = Arc::new(Segments::default());
+            let mut io = SendfileIo::new(stream, segments.clone());
+            let write = |io: &mut SendfileIo, buf: &[u8]| {
+                let waker = std::task::Waker::noop();
+                let mut cx = Context::from_waker(waker);
+                match Pin::new(io).poll_write_vectored(&mut cx, &[IoSlice::new(buf)]) {
+                    Poll::Ready(r) => r,
+                    Poll::Pending => panic!("pending"),
+                }
+            };
+            // No segment at all.
+            let e = write(&mut io, &placeholder()[..10]).unwrap_err();
+            assert!(e.to_string().contains("without a file segment"), "{e}");
+            // A segment of 100 bytes: a placeholder 10 bytes in, or too short, is refused.
+            let (f, id) = file(&[7u8; 100]);
+            let chunk = segments.push(Segment {
+                file: f,
+                id,
+                offset: 0,
+                len: 100,
+            });
+            for wrong in [&chunk[10..], &chunk[..50]] {
+                let e = write(&mut io, wrong).unwrap_err();
+                assert!(e.to_string().contains("out of step"), "{e}");
+            }
+            // The real chunk goes (some of it, or all).
+            let n = write(&mut io, &chunk).unwrap();
+            assert!(n > 0 && n <= 100);
+        });
     }
 }

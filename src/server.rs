@@ -157,6 +157,11 @@ pub async fn run(
             SendfileIo::new(stream, segments.clone()),
             timeouts,
         ));
+        // File bodies are placeholders that only a vectored writer passes on by reference.
+        if let Err(e) = crate::sendfile::require_vectored(&io) {
+            tracing::error!(%peer, error = %e, "connection refused");
+            continue;
+        }
         let connection = Connection {
             service: service.clone(),
             segments,
