@@ -49,6 +49,7 @@ impl Server {
             .arg(root)
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
+            .args(runtime_override(args))
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -142,6 +143,16 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// `--workers N` when the test run asks for one runtime everywhere
+/// (`TINYSERVE_TEST_WORKERS=1` runs every server on the single-threaded runtime a 1-CPU pod
+/// gets; `.ci/run` makes that second pass), unless the test chose its own.
+fn runtime_override(args: &[&str]) -> Vec<String> {
+    match std::env::var("TINYSERVE_TEST_WORKERS") {
+        Ok(n) if !args.contains(&"--workers") => vec!["--workers".to_string(), n],
+        _ => Vec::new(),
     }
 }
 
