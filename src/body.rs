@@ -1,7 +1,8 @@
 //! The response body: empty, bytes already in memory, or a file on disk. One enum rather
 //! than a boxed trait object, so the common in-memory response allocates nothing. An
-//! optional hook runs when the body is dropped, with the bytes actually sent, which is how
-//! the access log and metrics see the true end of a long download.
+//! optional hook runs with the bytes the socket took, once the last one was written or the
+//! connection failed ([`crate::delivery`]): that is how the access log and metrics see the
+//! true end of a download.
 //!
 //! A file body has two modes. On a server connection it yields placeholders that the
 //! connection sends with `sendfile` ([`crate::sendfile`]); anywhere else (the tower service
@@ -20,6 +21,7 @@ use bytes::{Bytes, BytesMut};
 use http_body::{Frame, SizeHint};
 use tokio::task::JoinHandle;
 
+use crate::delivery::Delivery;
 use crate::file_id::FileId;
 use crate::sendfile::{Segment, Segments, PLACEHOLDER_MAX};
 
@@ -27,14 +29,19 @@ use crate::sendfile::{Segment, Segments, PLACEHOLDER_MAX};
 /// written, a download holds at most about three chunks (768 KiB).
 const CHUNK: u64 = 256 * 1024;
 
-/// Called once when the body is dropped: bytes sent and whether the body was complete.
+/// Called once at the end: bytes the socket took and whether that was the whole body.
 pub type OnComplete = Box<dyn FnOnce(u64, bool) + Send>;
 
 /// A response body.
 pub struct Body {
     kind: Kind,
+    /// Bytes handed to hyper.
     sent: u64,
     on_complete: Option<OnComplete>,
+    /// The connection's queue, once [`Body::deliver_through`] named it.
+    outbox: Option<Arc<Segments>>,
+    /// The hook on its way to the socket: made at the first chunk of a recorded body.
+    delivery: Option<Arc<Delivery>>,
 }
 
 enum Kind {
@@ -50,6 +57,8 @@ impl Body {
             kind: Kind::Empty,
             sent: 0,
             on_complete: None,
+            outbox: None,
+            delivery: None,
         }
     }
 
@@ -64,6 +73,8 @@ impl Body {
             kind: Kind::Full(Some(bytes)),
             sent: 0,
             on_complete: None,
+            outbox: None,
+            delivery: None,
         }
     }
 
@@ -76,19 +87,39 @@ impl Body {
             kind: Kind::File(FileStream::new(file, id, offset, len)),
             sent: 0,
             on_complete: None,
+            outbox: None,
+            delivery: None,
         }
     }
 
-    /// Sends a file body with `sendfile` on the connection that owns `segments` (see
-    /// [`crate::sendfile`]). Other bodies are unaffected. Only that connection's
-    /// [`crate::sendfile::SendfileIo`] may write the body afterwards.
-    pub fn use_sendfile(&mut self, segments: &Arc<Segments>) {
-        if let Kind::File(f) = &mut self.kind {
-            // Only before the first chunk: switching mid-body would reorder bytes.
-            if self.sent == 0 && f.reading.is_none() {
-                f.sendfile = Some(segments.clone());
-            }
+    /// Sends the body on the connection that owns `segments` (see [`crate::sendfile`]): a
+    /// file with `sendfile`, and a recorded body's end known by what the socket took.
+    /// Only that connection's [`crate::sendfile::SendfileIo`] may write the body afterwards.
+    pub fn deliver_through(&mut self, segments: &Arc<Segments>) {
+        // Only before the first chunk: switching mid-body would reorder bytes.
+        if self.sent > 0 {
+            return;
         }
+        if let Kind::File(f) = &mut self.kind {
+            if f.reading.is_some() {
+                return;
+            }
+            f.sendfile = Some(segments.clone());
+        }
+        self.outbox = Some(segments.clone());
+    }
+
+    /// The delivery the next chunk travels with: made from the hook at the first chunk,
+    /// when the body is recorded and sent through a connection's queue.
+    fn delivery(&mut self) -> Option<Arc<Delivery>> {
+        if self.delivery.is_none() && self.outbox.is_some() {
+            let total = self.len();
+            self.delivery = self
+                .on_complete
+                .take()
+                .map(|h| Arc::new(Delivery::new(h, total)));
+        }
+        self.delivery.clone()
     }
 
     /// Runs `hook` when the body is dropped.
@@ -113,12 +144,17 @@ impl Body {
 
 impl Drop for Body {
     fn drop(&mut self) {
-        if let Some(hook) = self.on_complete.take() {
-            let done = match &self.kind {
-                Kind::Empty => true,
-                Kind::Full(b) => b.is_none(),
-                Kind::File(f) => f.remaining == 0,
-            };
+        let done = match &self.kind {
+            Kind::Empty => true,
+            Kind::Full(b) => b.is_none(),
+            Kind::File(f) => f.remaining == 0,
+        };
+        if let Some(delivery) = self.delivery.take() {
+            // The hook runs when the socket has taken the chunks still queued, or at once.
+            delivery.body_done(done);
+        } else if let Some(hook) = self.on_complete.take() {
+            // Nothing was handed over (an empty body, or none was asked for), or the body
+            // went out without a connection's queue.
             hook(self.sent, done);
         }
     }
@@ -133,10 +169,17 @@ impl http_body::Body for Body {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         let this = &mut *self;
+        let delivery = this.delivery();
         let chunk = match &mut this.kind {
             Kind::Empty => None,
-            Kind::Full(b) => b.take(),
-            Kind::File(f) => ready!(f.poll_chunk(cx)?),
+            Kind::Full(b) => {
+                let chunk = b.take();
+                if let (Some(c), Some(d), Some(outbox)) = (&chunk, &delivery, &this.outbox) {
+                    outbox.push_memory(c, d.clone());
+                }
+                chunk
+            }
+            Kind::File(f) => ready!(f.poll_chunk(cx, delivery)?),
         };
         if let Some(c) = &chunk {
             this.sent += c.len() as u64;
@@ -232,7 +275,7 @@ impl FileStream {
     }
 
     /// The next placeholder chunk, recorded in `segments` for the connection to send.
-    fn next_placeholder(&mut self, segments: &Segments) -> Bytes {
+    fn next_placeholder(&mut self, segments: &Segments, delivery: Option<Arc<Delivery>>) -> Bytes {
         let len = self.remaining.min(PLACEHOLDER_MAX as u64);
         let segment = Segment {
             file: self.file.clone(),
@@ -242,22 +285,28 @@ impl FileStream {
         };
         self.offset += len;
         self.remaining -= len;
-        segments.push(segment)
+        segments.push(segment, delivery)
     }
 
-    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<Bytes>>> {
+    /// The next chunk: a placeholder on a connection that sends files with `sendfile`,
+    /// else bytes read from the file.
+    fn poll_chunk(
+        &mut self,
+        cx: &mut Context<'_>,
+        delivery: Option<Arc<Delivery>>,
+    ) -> Poll<io::Result<Option<Bytes>>> {
         if let Some(segments) = self.sendfile.clone() {
             if self.remaining == 0 {
                 return Poll::Ready(Ok(None));
             }
-            return Poll::Ready(Ok(Some(self.next_placeholder(&segments))));
+            return Poll::Ready(Ok(Some(self.next_placeholder(&segments, delivery))));
         }
         let Some(handle) = &mut self.reading else {
             if self.remaining == 0 {
                 return Poll::Ready(Ok(None));
             }
             self.start_read();
-            return self.poll_chunk(cx);
+            return self.poll_chunk(cx, delivery);
         };
         let result = ready!(Pin::new(handle).poll(cx)).map_err(io::Error::other);
         self.reading = None;

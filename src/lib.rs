@@ -10,8 +10,9 @@
 //!   [`mime`], [`conditional`] (RFC 9110 preconditions and ranges).
 //! - [`service`]: the tower service that answers requests; [`observe`] records them
 //!   (the client behind trusted proxies: [`proxies`])
-//!   (access log, [`metrics`]); [`body`] is the response body; [`sendfile`] sends large
-//!   files from the page cache without copying them through the server.
+//!   (access log, [`metrics`]) once [`delivery`] says the socket took the last byte;
+//!   [`body`] is the response body; [`sendfile`] sends large files from the page cache
+//!   without copying them through the server.
 //! - [`host`]: the RFC 9112 rules for `Host`; [`listen`]: dual-stack binding.
 //! - [`server`]: the accept loop, connection limits and timeouts ([`idle`]), graceful
 //!   shutdown; [`run`] is the entry point tests call with their own shutdown future.
@@ -25,6 +26,7 @@ pub mod check;
 pub mod conditional;
 pub mod config;
 pub mod cors;
+pub mod delivery;
 pub mod entry;
 pub mod file_id;
 pub mod headers;

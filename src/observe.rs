@@ -1,6 +1,7 @@
 //! A tower layer that records every request: the access log line and the metrics. Both are
-//! written when the response body is dropped, so a long download is logged with its real
-//! duration and the bytes that actually left.
+//! written when the socket has taken the response body's last byte, or the connection failed
+//! first ([`crate::delivery`]): a long download is logged with its real duration and the
+//! bytes that left.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -163,7 +164,7 @@ impl Pending {
         })
     }
 
-    /// Records the request once `response`'s body is dropped.
+    /// Records the request once `response`'s body has gone out (or failed to).
     fn attach(self, response: &mut Response<Body>) {
         let status = response.status();
         response

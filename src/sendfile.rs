@@ -37,6 +37,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 
+use crate::delivery::Delivery;
 use crate::file_id::FileId;
 
 /// Largest placeholder chunk.
@@ -70,22 +71,65 @@ pub struct Segment {
     pub len: u64,
 }
 
-/// A segment, and the length of the placeholder chunk it was given: the rest of that chunk
-/// is what the next placeholder written must be.
+/// A body chunk handed to hyper, until the socket has taken all of it.
 struct Queued {
-    segment: Segment,
+    kind: Chunk,
+    /// The chunk's length when it was handed over.
     chunk_len: u64,
+    /// The response it belongs to, when that response is recorded.
+    delivery: Option<Arc<Delivery>>,
+}
+
+enum Chunk {
+    /// A placeholder for these file bytes; the segment's `len` is what is left.
+    File(Segment),
+    /// Bytes in memory, recognised by address; `left` of them are still to be written.
+    Memory { start: usize, left: u64 },
 }
 
 impl Queued {
-    /// Whether `buf` is exactly the part of this segment's chunk still to be written.
-    fn expects(&self, buf: &[u8]) -> bool {
-        let done = (self.chunk_len - self.segment.len) as usize;
-        buf.as_ptr() == placeholder()[done..].as_ptr() && buf.len() as u64 == self.segment.len
+    /// Bytes of the chunk still to be written.
+    fn left(&self) -> u64 {
+        match &self.kind {
+            Chunk::File(s) => s.len,
+            Chunk::Memory { left, .. } => *left,
+        }
+    }
+
+    /// Where the rest of the chunk starts: in the placeholder region for a file.
+    fn next_address(&self) -> usize {
+        let done = (self.chunk_len - self.left()) as usize;
+        match &self.kind {
+            Chunk::File(_) => placeholder().as_ptr() as usize + done,
+            Chunk::Memory { start, .. } => start + done,
+        }
+    }
+
+    /// Whether `buf` is exactly the part of this file chunk's placeholder still to go.
+    fn expects_placeholder(&self, buf: &[u8]) -> bool {
+        matches!(self.kind, Chunk::File(_))
+            && buf.as_ptr() as usize == self.next_address()
+            && buf.len() as u64 == self.left()
+    }
+
+    /// Records `n` bytes of the chunk written; true when none is left.
+    fn wrote(&mut self, n: u64) -> bool {
+        if let Some(d) = &self.delivery {
+            d.wrote(n);
+        }
+        match &mut self.kind {
+            Chunk::File(s) => {
+                s.offset += n;
+                s.len -= n;
+            }
+            Chunk::Memory { left, .. } => *left -= n,
+        }
+        self.left() == 0
     }
 }
 
-/// One connection's queue of segments, in the order hyper will write them.
+/// One connection's queue of body chunks (file placeholders, and memory chunks of recorded
+/// responses), in the order hyper will write them.
 #[derive(Default)]
 pub struct Segments {
     queue: Mutex<VecDeque<Queued>>,
@@ -93,15 +137,57 @@ pub struct Segments {
 
 impl Segments {
     /// Records `segment` and returns the placeholder chunk hyper is to write for it.
-    pub fn push(&self, segment: Segment) -> Bytes {
+    pub fn push(&self, segment: Segment, delivery: Option<Arc<Delivery>>) -> Bytes {
         assert!(
             segment.len > 0 && segment.len <= PLACEHOLDER_MAX as u64,
             "placeholder chunks are 1 byte to PLACEHOLDER_MAX"
         );
         let chunk = Bytes::from_static(&placeholder()[..segment.len as usize]);
         let chunk_len = segment.len;
-        self.lock().push_back(Queued { segment, chunk_len });
+        self.lock().push_back(Queued {
+            kind: Chunk::File(segment),
+            chunk_len,
+            delivery,
+        });
         chunk
+    }
+
+    /// Records a memory chunk of a recorded response, so that its bytes count once the
+    /// socket takes them. hyper passes it by reference: its address identifies it.
+    pub fn push_memory(&self, chunk: &Bytes, delivery: Arc<Delivery>) {
+        if chunk.is_empty() {
+            return;
+        }
+        self.lock().push_back(Queued {
+            kind: Chunk::Memory {
+                start: chunk.as_ptr() as usize,
+                left: chunk.len() as u64,
+            },
+            chunk_len: chunk.len() as u64,
+            delivery: Some(delivery),
+        });
+    }
+
+    /// Counts what a write of `n` bytes from `bufs` took of the memory chunks at the front
+    /// (the response heads between them are hyper's own bytes and count for nothing).
+    fn wrote_memory(&self, bufs: &[IoSlice<'_>], mut n: usize) {
+        let mut queue = self.lock();
+        for buf in bufs {
+            if n == 0 {
+                break;
+            }
+            let taken = buf.len().min(n);
+            n -= taken;
+            let Some(front) = queue.front_mut() else {
+                return;
+            };
+            if matches!(front.kind, Chunk::Memory { .. })
+                && buf.as_ptr() as usize == front.next_address()
+                && front.wrote(taken as u64)
+            {
+                queue.pop_front();
+            }
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Queued>> {
@@ -131,13 +217,15 @@ impl SendfileIo {
             // the connection instead.
             return Poll::Ready(Err(io::Error::other("placeholder without a file segment")));
         };
-        if !front.expects(buf) {
+        if !front.expects_placeholder(buf) {
             return Poll::Ready(Err(io::Error::other(
                 "placeholder out of step with its file segment (a chunk was split, copied or \
                  reordered above the socket)",
             )));
         }
-        let segment = &mut front.segment;
+        let Chunk::File(segment) = &front.kind else {
+            unreachable!("expects_placeholder checked it is a file chunk")
+        };
         let count = buf.len();
         loop {
             ready!(self.stream.poll_write_ready(cx))?;
@@ -168,9 +256,7 @@ impl SendfileIo {
                     if !segment.id.same_bytes(&segment.file)? {
                         return Poll::Ready(Err(FileId::changed()));
                     }
-                    segment.offset += n as u64;
-                    segment.len -= n as u64;
-                    if segment.len == 0 {
+                    if front.wrote(n as u64) {
                         queue.pop_front();
                     }
                     return Poll::Ready(Ok(n));
@@ -251,11 +337,18 @@ impl AsyncWrite for SendfileIo {
     ) -> Poll<io::Result<usize>> {
         // Real bytes up to the first placeholder go out in one writev; a placeholder at the
         // front goes out by sendfile. hyper calls again for whatever is left.
-        match bufs.iter().position(|b| is_placeholder(b)) {
-            Some(0) => self.poll_send_segment(cx, &bufs[0]),
-            Some(n) => self.poll_write_more(cx, &bufs[..n]),
-            None => Pin::new(&mut self.stream).poll_write_vectored(cx, bufs),
-        }
+        let real = match bufs.iter().position(|b| is_placeholder(b)) {
+            Some(0) => return self.poll_send_segment(cx, &bufs[0]),
+            Some(n) => &bufs[..n],
+            None => bufs,
+        };
+        let written = if real.len() < bufs.len() {
+            ready!(self.poll_write_more(cx, real))?
+        } else {
+            ready!(Pin::new(&mut self.stream).poll_write_vectored(cx, real))?
+        };
+        self.segments.wrote_memory(real, written);
+        Poll::Ready(Ok(written))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -354,7 +447,7 @@ mod tests {
         let service = hyper::service::service_fn(move |_req| {
             let (f, id) = file(content);
             let mut body = Body::file(f, id, 0, content.len() as u64);
-            body.use_sendfile(&segments);
+            body.deliver_through(&segments);
             async move { Ok::<_, std::convert::Infallible>(http::Response::new(body)) }
         });
         let _ = hyper::server::conn::http1::Builder::new()
@@ -425,12 +518,15 @@ mod tests {
             assert!(e.to_string().contains("without a file segment"), "{e}");
             // A segment of 100 bytes: a placeholder 10 bytes in, or too short, is refused.
             let (f, id) = file(&[7u8; 100]);
-            let chunk = segments.push(Segment {
-                file: f,
-                id,
-                offset: 0,
-                len: 100,
-            });
+            let chunk = segments.push(
+                Segment {
+                    file: f,
+                    id,
+                    offset: 0,
+                    len: 100,
+                },
+                None,
+            );
             for wrong in [&chunk[10..], &chunk[..50]] {
                 let e = write(&mut io, wrong).unwrap_err();
                 assert!(e.to_string().contains("out of step"), "{e}");

@@ -229,7 +229,7 @@ struct Connection {
 impl Connection {
     fn respond(&self, req: &Request<Incoming>) -> Response<Body> {
         let mut response = self.service.respond(req, Some(self.peer));
-        response.body_mut().use_sendfile(&self.segments);
+        response.body_mut().deliver_through(&self.segments);
         response
     }
 }

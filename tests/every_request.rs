@@ -173,3 +173,112 @@ fn requests_refused_while_parsing_are_logged_and_counted_once() {
         }
     }
 }
+
+/// The kernel's queues of the IPv4 TCP socket from `local` to `remote` port: bytes sent
+/// and not yet acknowledged, and bytes received and not yet read (`/proc/net/tcp`).
+fn tcp_queues(local: u16, remote: u16) -> (u64, u64) {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    for row in table.lines().skip(1) {
+        let f: Vec<&str> = row.split_whitespace().collect();
+        let port = |addr: &str| u16::from_str_radix(addr.rsplit(':').next().unwrap(), 16).unwrap();
+        if port(f[1]) == local && port(f[2]) == remote {
+            let (tx, rx) = f[4].split_once(':').unwrap();
+            return (
+                u64::from_str_radix(tx, 16).unwrap(),
+                u64::from_str_radix(rx, 16).unwrap(),
+            );
+        }
+    }
+    panic!("no socket {local} -> {remote} in /proc/net/tcp");
+}
+
+/// A JSON log line's field, as text.
+fn field<'a>(line: &'a str, name: &str) -> &'a str {
+    let start = line
+        .find(&format!("\"{name}\":"))
+        .unwrap_or_else(|| panic!("no {name} in {line}"))
+        + name.len()
+        + 3;
+    let end = line[start..].find([',', '}']).unwrap() + start;
+    &line[start..end]
+}
+
+#[test]
+fn an_aborted_download_is_logged_and_counted_with_the_bytes_that_left() {
+    use std::os::fd::AsRawFd;
+    let site = demo_site();
+    let big = pattern(16 << 20, 5);
+    write(site.path(), "big.bin", &big);
+    for workers in RUNTIMES {
+        let s = Server::start(
+            site.path(),
+            &[
+                "--workers",
+                workers,
+                "--log-format",
+                "json",
+                "--metrics-listen",
+                "127.0.0.1:0",
+            ],
+        );
+        let bytes_before = metric(&s.metrics(), "tinyserve_http_response_body_bytes_total");
+        let mut c = TcpStream::connect(s.addr).unwrap();
+        // A small receive buffer, so the server's socket fills up soon.
+        let small: libc::c_int = 4096;
+        // SAFETY: a valid socket, and an int option of the size passed.
+        let set = unsafe {
+            libc::setsockopt(
+                c.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                &small as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(set, 0);
+        let start = Instant::now();
+        c.write_all(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        let mut read = 0u64;
+        let mut buf = vec![0u8; 64 * 1024];
+        while read < 256 * 1024 {
+            read += c.read(&mut buf).unwrap() as u64;
+        }
+        // Let the server fill every buffer on the way; then what its socket took is what the
+        // client read, what waits in the client's socket and what the server's holds.
+        std::thread::sleep(Duration::from_millis(300));
+        let client_port = c.local_addr().unwrap().port();
+        let (_, unread) = tcp_queues(client_port, s.addr.port());
+        let (in_flight, _) = tcp_queues(s.addr.port(), client_port);
+        let left_the_server = read + unread + in_flight;
+        let gone = start.elapsed();
+        drop(c);
+
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let line = loop {
+            if let Some(l) = access_lines(&s)
+                .into_iter()
+                .find(|l| l.contains("/big.bin"))
+            {
+                break l;
+            }
+            assert!(Instant::now() < deadline, "no access line for the download");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let logged: u64 = field(&line, "bytes").parse().unwrap();
+        assert_eq!(field(&line, "complete"), "false", "{line}");
+        // The response head (under 300 bytes) went through the same socket.
+        assert!(
+            logged <= left_the_server && left_the_server - logged < 300,
+            "workers {workers}: logged {logged} bytes, {left_the_server} left the server's \
+             socket (the client read {read})"
+        );
+        let duration = Duration::from_micros(field(&line, "duration_us").parse().unwrap());
+        assert!(
+            duration + Duration::from_millis(10) >= gone,
+            "workers {workers}: logged {duration:?}, the client stayed {gone:?}"
+        );
+        let counted = metric(&s.metrics(), "tinyserve_http_response_body_bytes_total");
+        assert_eq!(counted - bytes_before, logged as f64, "workers {workers}");
+    }
+}
