@@ -4,30 +4,23 @@
 //! connection failed ([`crate::delivery`]): that is how the access log and metrics see the
 //! true end of a download.
 //!
-//! A file body has two modes. On a server connection it yields placeholders that the
-//! connection sends with `sendfile` ([`crate::sendfile`]); anywhere else (the tower service
-//! used on its own) it reads the file in chunks on the blocking pool.
+//! A file body yields placeholders that its connection sends with `sendfile`
+//! ([`crate::sendfile`]): it must be given that connection's queue
+//! ([`Body::deliver_through`]) before hyper polls it; polled without one it fails, as no
+//! bytes of the file could go out.
 
-use std::collections::VecDeque;
 use std::fs::File;
-use std::future::Future;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http_body::{Frame, SizeHint};
-use tokio::task::JoinHandle;
 
 use crate::delivery::Delivery;
 use crate::file_id::FileId;
 use crate::sendfile::{Segment, Segments, PLACEHOLDER_MAX};
-
-/// Size of each read in the reading mode. With one chunk read ahead and one or two being
-/// written, a download holds at most about three chunks (768 KiB).
-const CHUNK: u64 = 256 * 1024;
 
 /// Called once at the end: bytes the socket took and whether that was the whole body.
 pub type OnComplete = Box<dyn FnOnce(u64, bool) + Send>;
@@ -78,10 +71,9 @@ impl Body {
         }
     }
 
-    /// `len` bytes of `file` from `offset`: read in a background thread, or sent with
-    /// `sendfile` after [`Body::use_sendfile`]. The file must keep identity `id` until the
-    /// last byte is sent; if it changes, the body ends with an error (the connection is cut)
-    /// rather than mix two versions.
+    /// `len` bytes of `file` from `offset`, sent with `sendfile` by the connection named in
+    /// [`Body::deliver_through`]. The file must keep identity `id` until the last byte is
+    /// sent; if it changes, the connection is cut rather than mix two versions.
     pub fn file(file: Arc<File>, id: FileId, offset: u64, len: u64) -> Body {
         Body {
             kind: Kind::File(FileStream::new(file, id, offset, len)),
@@ -99,12 +91,6 @@ impl Body {
         // Only before the first chunk: switching mid-body would reorder bytes.
         if self.sent > 0 {
             return;
-        }
-        if let Kind::File(f) = &mut self.kind {
-            if f.reading.is_some() {
-                return;
-            }
-            f.sendfile = Some(segments.clone());
         }
         self.outbox = Some(segments.clone());
     }
@@ -166,7 +152,7 @@ impl http_body::Body for Body {
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
+        _cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         let this = &mut *self;
         let delivery = this.delivery();
@@ -179,7 +165,14 @@ impl http_body::Body for Body {
                 }
                 chunk
             }
-            Kind::File(f) => ready!(f.poll_chunk(cx, delivery)?),
+            Kind::File(f) => match &this.outbox {
+                Some(outbox) => f.next_placeholder(outbox, delivery),
+                None => {
+                    return Poll::Ready(Some(Err(io::Error::other(
+                        "a file body polled without its connection's queue",
+                    ))))
+                }
+            },
         };
         if let Some(c) = &chunk {
             this.sent += c.len() as u64;
@@ -208,41 +201,6 @@ struct FileStream {
     offset: u64,
     /// Bytes not yet handed to hyper.
     remaining: u64,
-    /// A read in flight on the blocking pool.
-    reading: Option<ReadTask>,
-    /// Set when the connection sends files with `sendfile`: chunks are then placeholders.
-    sendfile: Option<Arc<Segments>>,
-    /// Buffers of earlier chunks, oldest first. Once hyper has written and dropped a
-    /// chunk, its buffer is reused in place: a fresh 256 KiB buffer per chunk would be a
-    /// fresh mmap with musl's allocator (page faults and zeroing on every chunk, an munmap
-    /// after it), which measured 3-4 times slower than nginx on a 100 MB download.
-    spare: VecDeque<BytesMut>,
-}
-
-/// A chunk being read on the blocking pool: the filled buffer.
-type ReadTask = JoinHandle<io::Result<BytesMut>>;
-
-/// Buffers kept per download. Hyper may hold two chunks in its write queue while the next
-/// one is read, so three buffers usually leave one free to reuse.
-const SPARE: usize = 3;
-
-/// Reads exactly `len` bytes at `offset` into `buf`, off the runtime's threads.
-/// Positioned reads (`pread`), so one descriptor can serve many responses at once. A file
-/// that has shrunk is an `UnexpectedEof` error, one that changed otherwise is an error too:
-/// the response then ends with an error rather than a short or mixed body passed off as
-/// complete.
-fn read_chunk(file: Arc<File>, id: FileId, offset: u64, len: u64, mut buf: BytesMut) -> ReadTask {
-    tokio::task::spawn_blocking(move || {
-        // One read of the whole chunk: `read_to_end` would start at 8 KiB and double, six
-        // reads per chunk.
-        buf.clear();
-        buf.resize(len as usize, 0);
-        file.read_exact_at(&mut buf, offset)?;
-        if !id.same_bytes(&file)? {
-            return Err(FileId::changed());
-        }
-        Ok(buf)
-    })
 }
 
 impl FileStream {
@@ -252,30 +210,19 @@ impl FileStream {
             id,
             offset,
             remaining: len,
-            reading: None,
-            sendfile: None,
-            spare: VecDeque::new(),
         }
     }
 
-    /// Starts reading the next chunk, into a spare buffer that no chunk points into any
-    /// more if there is one, else into a new one.
-    fn start_read(&mut self) {
-        let len = self.remaining.min(CHUNK);
-        let free = self
-            .spare
-            .iter_mut()
-            .position(|b| b.try_reclaim(len as usize));
-        let buf = match free.and_then(|i| self.spare.remove(i)) {
-            Some(buf) => buf,
-            None => BytesMut::with_capacity(len as usize),
-        };
-        let file = self.file.clone();
-        self.reading = Some(read_chunk(file, self.id, self.offset, len, buf));
-    }
-
-    /// The next placeholder chunk, recorded in `segments` for the connection to send.
-    fn next_placeholder(&mut self, segments: &Segments, delivery: Option<Arc<Delivery>>) -> Bytes {
+    /// The next placeholder chunk, recorded in `segments` for the connection to send;
+    /// `None` at the end.
+    fn next_placeholder(
+        &mut self,
+        segments: &Segments,
+        delivery: Option<Arc<Delivery>>,
+    ) -> Option<Bytes> {
+        if self.remaining == 0 {
+            return None;
+        }
         let len = self.remaining.min(PLACEHOLDER_MAX as u64);
         let segment = Segment {
             file: self.file.clone(),
@@ -285,50 +232,7 @@ impl FileStream {
         };
         self.offset += len;
         self.remaining -= len;
-        segments.push(segment, delivery)
-    }
-
-    /// The next chunk: a placeholder on a connection that sends files with `sendfile`,
-    /// else bytes read from the file.
-    fn poll_chunk(
-        &mut self,
-        cx: &mut Context<'_>,
-        delivery: Option<Arc<Delivery>>,
-    ) -> Poll<io::Result<Option<Bytes>>> {
-        if let Some(segments) = self.sendfile.clone() {
-            if self.remaining == 0 {
-                return Poll::Ready(Ok(None));
-            }
-            return Poll::Ready(Ok(Some(self.next_placeholder(&segments, delivery))));
-        }
-        let Some(handle) = &mut self.reading else {
-            if self.remaining == 0 {
-                return Poll::Ready(Ok(None));
-            }
-            self.start_read();
-            return self.poll_chunk(cx, delivery);
-        };
-        let result = ready!(Pin::new(handle).poll(cx)).map_err(io::Error::other);
-        self.reading = None;
-        let mut filled = match result.and_then(|r| r) {
-            Ok(read) => read,
-            Err(e) => {
-                self.remaining = 0;
-                return Poll::Ready(Err(e));
-            }
-        };
-        let chunk = filled.split().freeze();
-        if self.spare.len() == SPARE {
-            self.spare.pop_front();
-        }
-        self.spare.push_back(filled);
-        self.offset += chunk.len() as u64;
-        self.remaining -= chunk.len() as u64;
-        // Read ahead: the next chunk comes off the disk while hyper writes this one.
-        if self.remaining > 0 {
-            self.start_read();
-        }
-        Poll::Ready(Ok(Some(chunk)))
+        Some(segments.push(segment, delivery))
     }
 }
 
@@ -336,86 +240,72 @@ impl FileStream {
 mod tests {
     use super::*;
     use http_body::Body as _;
-    use std::future::poll_fn;
-    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
 
-    fn pattern(len: usize) -> Vec<u8> {
-        // Distinct bytes in every chunk, so a reused buffer shows up as a mismatch.
-        (0..len).map(|i| (i * 31 + i / 4093) as u8).collect()
-    }
-
-    /// A temporary file with `bytes`, open, and its identity.
-    fn file_of(bytes: &[u8]) -> (tempfile::NamedTempFile, Arc<File>, FileId) {
-        let mut f = tempfile::NamedTempFile::new().unwrap();
-        f.write_all(bytes).unwrap();
-        let file = File::open(f.path()).unwrap();
-        let id = FileId::of(&file.metadata().unwrap());
-        (f, Arc::new(file), id)
-    }
-
-    async fn next(body: &mut Body) -> Option<io::Result<Bytes>> {
-        let frame = poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await?;
-        Some(frame.map(|f| f.into_data().expect("data frame")))
-    }
-
-    #[tokio::test]
-    async fn chunks_held_by_the_writer_are_never_overwritten() {
-        let data = pattern(9 * CHUNK as usize + 1234);
-        let (_f, file, id) = file_of(&data);
-        let mut body = Body::file(file, id, 100, data.len() as u64 - 100);
-        // Keep every chunk alive, as a slow socket would: no buffer may be reused.
-        let mut held = Vec::new();
-        while let Some(chunk) = next(&mut body).await {
-            held.push(chunk.unwrap());
+    fn poll(body: &mut Body) -> Option<io::Result<Bytes>> {
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        match Pin::new(body).poll_frame(&mut cx) {
+            Poll::Ready(frame) => frame.map(|f| f.map(|f| f.into_data().expect("data"))),
+            Poll::Pending => panic!("bodies never wait"),
         }
-        assert_eq!(held.len(), 10);
+    }
+
+    fn file_body(len: u64) -> Body {
+        let f = tempfile::tempfile().unwrap();
+        f.set_len(len).unwrap();
+        let id = FileId::of(&f.metadata().unwrap());
+        Body::file(Arc::new(f), id, 0, len)
+    }
+
+    #[test]
+    fn a_file_body_needs_its_connection() {
+        let mut body = file_body(10);
         assert!(
-            held.concat() == data[100..],
-            "held chunks changed under the writer"
+            poll(&mut body).unwrap().is_err(),
+            "no bytes can go out without one"
+        );
+    }
+
+    #[test]
+    fn a_file_body_goes_out_in_placeholders_of_at_most_a_mebibyte() {
+        let len = 2 * PLACEHOLDER_MAX as u64 + 12345;
+        let mut body = file_body(len);
+        let segments = Arc::new(Segments::default());
+        body.deliver_through(&segments);
+        let mut sizes = Vec::new();
+        while let Some(chunk) = poll(&mut body) {
+            sizes.push(chunk.unwrap().len() as u64);
+        }
+        assert_eq!(
+            sizes,
+            [PLACEHOLDER_MAX as u64, PLACEHOLDER_MAX as u64, 12345]
         );
         assert!(body.is_end_stream());
     }
 
-    #[tokio::test]
-    async fn buffers_are_reused_once_chunks_are_dropped() {
-        let data = pattern(12 * CHUNK as usize);
-        let (_f, file, id) = file_of(&data);
-        let mut body = Body::file(file, id, 0, data.len() as u64);
-        let mut seen = Vec::new();
-        let mut addresses = std::collections::HashSet::new();
-        while let Some(chunk) = next(&mut body).await {
-            let chunk = chunk.unwrap();
-            addresses.insert(chunk.as_ptr() as usize);
-            seen.extend_from_slice(&chunk);
-        }
-        assert!(seen == data);
-        // The next read starts while the chunk just returned is still out, and this reader
-        // drops each chunk before asking for the next: two buffers, taking turns.
-        assert_eq!(
-            addresses.len(),
-            2,
-            "twelve chunks in {} buffers",
-            addresses.len()
+    #[test]
+    fn an_unsent_recorded_body_reports_nothing_sent_when_its_connection_goes() {
+        let ended = Arc::new(AtomicBool::new(false));
+        let seen = ended.clone();
+        let mut body = Body::full(Bytes::from_static(b"0123456789"));
+        body.on_complete(Box::new(move |bytes, complete| {
+            assert_eq!((bytes, complete), (0, false));
+            seen.store(true, Ordering::SeqCst);
+        }));
+        let segments = Arc::new(Segments::default());
+        body.deliver_through(&segments);
+        let chunk = poll(&mut body).unwrap().unwrap();
+        drop(body);
+        assert!(
+            !ended.load(Ordering::SeqCst),
+            "the chunk is still queued for the socket"
         );
-    }
-
-    #[tokio::test]
-    async fn a_file_that_shrank_ends_with_an_error_not_a_short_body() {
-        let data = pattern(3 * CHUNK as usize);
-        let (f, file, id) = file_of(&data);
-        let mut body = Body::file(file, id, 0, data.len() as u64 + 10);
-        let mut sent = 0;
-        let err = loop {
-            match next(&mut body).await {
-                Some(Ok(chunk)) => sent += chunk.len(),
-                Some(Err(e)) => break e,
-                None => panic!("body ended without an error after {sent} bytes"),
-            }
-        };
-        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
-        // Whole chunks that were still there went out; the missing tail is the error.
-        assert_eq!(sent, data.len());
-        assert!(next(&mut body).await.is_none(), "no frame after the error");
-        drop(f);
+        drop(chunk);
+        drop(segments);
+        assert!(
+            ended.load(Ordering::SeqCst),
+            "the connection is gone: recorded"
+        );
     }
 }

@@ -8,7 +8,7 @@
 //!   [`watch`]; ETags from content, checked against each file's identity ([`file_id`]).
 //! - [`negotiate`] (`Accept-Encoding`), [`headers`] (dates, `Cache-Control` policy),
 //!   [`mime`], [`conditional`] (RFC 9110 preconditions and ranges).
-//! - [`service`]: the tower service that answers requests; [`observe`] records them
+//! - [`service`]: the service that answers requests; [`observe`] records them
 //!   (the client behind trusted proxies: [`proxies`])
 //!   (access log, [`metrics`]) once [`delivery`] says the socket took the last byte;
 //!   [`body`] is the response body; [`sendfile`] sends large files from the page cache

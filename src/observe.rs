@@ -1,13 +1,10 @@
-//! A tower layer that records every request: the access log line and the metrics. Both are
+//! A layer that records every request: the access log line and the metrics. Both are
 //! written when the socket has taken the response body's last byte, or the connection failed
 //! first ([`crate::delivery`]): a long download is logged with its real duration and the
 //! bytes that left.
 
-use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
 use http::{header, Method, Request, Response, StatusCode};
@@ -54,28 +51,6 @@ struct Pending {
     user_agent: String,
 }
 
-impl<S, B> tower::Service<Request<B>> for Observe<S>
-where
-    S: tower::Service<Request<B>, Response = Response<Body>>,
-    S::Future: Unpin,
-{
-    type Response = Response<Body>;
-    type Error = S::Error;
-    type Future = ObserveFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<B>) -> Self::Future {
-        let pending = Pending::begin(&self.recorder, &req, None);
-        ObserveFuture {
-            inner: self.inner.call(req),
-            pending,
-        }
-    }
-}
-
 impl Observe<SiteService> {
     /// The service it records.
     pub fn inner(&self) -> &SiteService {
@@ -83,7 +58,8 @@ impl Observe<SiteService> {
     }
 
     /// Answers `req` from `peer` and records it. The server's connections call this with
-    /// `&self`: no clone of the service per request, which the tower adapter would do.
+    /// `&self`, through hyper's `Service` (tower's takes `&mut self`, which would need a
+    /// clone of the service per request).
     pub fn respond<B>(&self, req: &Request<B>, peer: Option<SocketAddr>) -> Response<Body> {
         let pending = Pending::begin(&self.recorder, req, peer);
         let mut response = self.inner.respond(req);
@@ -202,26 +178,5 @@ impl<T: std::fmt::Display> std::fmt::Display for OrDash<T> {
             Some(v) => v.fmt(f),
             None => f.write_str("-"),
         }
-    }
-}
-
-/// The future of [`Observe`]: hooks the record onto the response body.
-pub struct ObserveFuture<F> {
-    inner: F,
-    pending: Option<Pending>,
-}
-
-impl<F, E> Future for ObserveFuture<F>
-where
-    F: Future<Output = Result<Response<Body>, E>> + Unpin,
-{
-    type Output = Result<Response<Body>, E>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut response = ready!(Pin::new(&mut self.inner).poll(cx))?;
-        if let Some(p) = self.pending.take() {
-            p.attach(&mut response);
-        }
-        Poll::Ready(Ok(response))
     }
 }

@@ -1,12 +1,9 @@
-//! The tower service that answers every request on the public listener: health and
+//! The service that answers every request on the public listener: health and
 //! readiness, then files from the [`Cache`]. It never waits on anything, so its future is
 //! always ready; streaming a large file happens later, inside the body.
 
-use std::convert::Infallible;
-use std::future::{ready, Ready};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -453,18 +450,4 @@ fn respond(status: StatusCode, headers: HeaderMap, body: Body) -> Response<Body>
     *r.status_mut() = status;
     *r.headers_mut() = headers;
     r
-}
-
-impl<B> tower::Service<Request<B>> for SiteService {
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = Ready<Result<Response<Body>, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<B>) -> Self::Future {
-        ready(Ok(self.respond(&req)))
-    }
 }

@@ -1,129 +1,92 @@
-//! Fast in-process routing tests: the tower services called with `oneshot`, no socket.
+//! Routing in process, through the code the binary runs: `tinyserve::run` on a loopback
+//! listener (the accept loop, the connection stack with its timeouts and sendfile, the
+//! recording layer), asked over real sockets. The shutdown future is the test's own.
 
 mod common;
 
 use std::ffi::OsString;
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::time::Duration;
 
-use http::{Method, Request, StatusCode};
-use http_body::Body as _;
-use tinyserve::cache::{Cache, Limits};
+use common::{request, Response};
 use tinyserve::config::{self, Command};
-use tinyserve::metrics::Metrics;
-use tinyserve::observe::{Observe, Recorder};
-use tinyserve::service::{Readiness, SiteService};
-use tinyserve::watch::Watch;
-use tower::ServiceExt;
 
-fn service(root: &std::path::Path) -> (SiteService, Arc<Readiness>) {
-    let args = [OsString::from("--root"), root.as_os_str().to_owned()];
-    let Command::Serve(config) = config::parse(args, |_| None).unwrap() else {
+/// Starts `run` in this process with `args`; returns its address and the trigger of its
+/// shutdown (what SIGTERM is to the binary).
+async fn serve(
+    root: &std::path::Path,
+    args: &[&str],
+) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let mut argv = vec![OsString::from("--root"), root.as_os_str().to_owned()];
+    argv.extend(args.iter().map(OsString::from));
+    let Command::Serve(config) = config::parse(argv, |_| None).unwrap() else {
         panic!("expected a serve configuration")
     };
-    let (watch, _) = Watch::start(&config.root, config.watch);
-    let limits = Limits {
-        memory: config.cache_max,
-        file_max: config.cache_file_max,
-        entries: config.cache_entries,
-        open_files: 16,
-    };
-    let cache = Cache::new(&config, limits, watch).unwrap();
-    let readiness = Arc::new(Readiness::default());
-    let service = SiteService::new(cache, readiness.clone(), &config);
-    (service, readiness)
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        tinyserve::run(listener, *config, async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    (addr, stop)
 }
 
-fn req(method: Method, uri: &str) -> Request<()> {
-    Request::builder()
-        .method(method)
-        .uri(uri)
-        .header(http::header::HOST, "test")
-        .body(())
+/// `request` off the runtime's threads (it blocks on the socket).
+async fn ask(addr: SocketAddr, method: &'static str, path: &'static str) -> Response {
+    tokio::task::spawn_blocking(move || request(addr, method, path, &[]))
+        .await
         .unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_answer_in_process() {
     let site = common::demo_site();
-    let (svc, _) = service(site.path());
+    let (addr, _stop) = serve(site.path(), &[]).await;
     let cases = [
-        (Method::GET, "/", StatusCode::OK),
-        (Method::HEAD, "/style.css", StatusCode::OK),
-        (Method::GET, "/docs", StatusCode::PERMANENT_REDIRECT),
-        (Method::GET, "/nope", StatusCode::NOT_FOUND),
-        (Method::GET, "/.env", StatusCode::NOT_FOUND),
-        (Method::GET, "/bad%zz", StatusCode::BAD_REQUEST),
-        (Method::POST, "/", StatusCode::METHOD_NOT_ALLOWED),
-        (Method::GET, "/healthz", StatusCode::OK),
-        (Method::GET, "/readyz", StatusCode::OK),
+        ("GET", "/", 200),
+        ("HEAD", "/style.css", 200),
+        ("GET", "/docs", 308),
+        ("GET", "/nope", 404),
+        ("GET", "/.env", 404),
+        ("GET", "/bad%zz", 400),
+        ("POST", "/", 405),
+        ("GET", "/healthz", 200),
+        ("GET", "/readyz", 200),
     ];
-    for (method, uri, want) in cases {
-        let r = svc.clone().oneshot(req(method.clone(), uri)).await.unwrap();
-        assert_eq!(r.status(), want, "{method} {uri}");
+    for (method, path, want) in cases {
+        let r = ask(addr, method, path).await;
+        assert_eq!(r.status, want, "{method} {path}");
         assert_eq!(
-            r.headers()["x-content-type-options"],
-            "nosniff",
-            "{method} {uri}"
+            r.header("x-content-type-options"),
+            Some("nosniff"),
+            "{method} {path}"
         );
     }
-    let r = svc
-        .clone()
-        .oneshot(req(Method::HEAD, "/style.css"))
-        .await
-        .unwrap();
-    assert!(r.body().is_end_stream(), "HEAD has no body");
-    assert_eq!(r.headers()["content-length"], "37");
+    let head = ask(addr, "HEAD", "/style.css").await;
+    assert!(head.body.is_empty(), "HEAD has no body");
+    assert_eq!(head.header("content-length"), Some("37"));
+    let get = ask(addr, "GET", "/style.css").await;
+    assert_eq!(
+        get.body,
+        std::fs::read(site.path().join("style.css")).unwrap()
+    );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "current_thread")]
 async fn draining_fails_readiness_and_closes_connections() {
     let site = common::demo_site();
-    let (svc, readiness) = service(site.path());
-    readiness.start_draining();
-    let r = svc
-        .clone()
-        .oneshot(req(Method::GET, "/readyz"))
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(r.headers()["connection"], "close");
-    let r = svc.oneshot(req(Method::GET, "/")).await.unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(r.headers()["connection"], "close");
-}
-
-#[tokio::test]
-async fn the_observe_layer_counts_when_the_body_is_dropped() {
-    let site = common::demo_site();
-    let (svc, _) = service(site.path());
-    let metrics = Arc::new(Metrics::new(None));
-    let recorder = Arc::new(Recorder {
-        trusted: Default::default(),
-        metrics: Some(metrics.clone()),
-        access_log: false,
-    });
-    let observed = Observe::new(svc, recorder);
-    let r = observed
-        .oneshot(req(Method::GET, "/notes.txt"))
-        .await
-        .unwrap();
-    let before = metrics.render();
-    assert!(
-        before.contains("tinyserve_http_requests_in_flight 1"),
-        "{before}"
-    );
-    drop(r);
-    let after = metrics.render();
-    assert!(
-        after.contains("tinyserve_http_requests_total{method=\"GET\",status=\"2xx\"} 1"),
-        "{after}"
-    );
-    assert!(
-        after.contains("tinyserve_http_requests_in_flight 0"),
-        "{after}"
-    );
-    assert!(
-        after.contains("tinyserve_http_response_body_bytes_total 0"),
-        "dropped unsent: {after}"
-    );
+    let (addr, stop) = serve(site.path(), &["--shutdown-delay", "5s"]).await;
+    assert_eq!(ask(addr, "GET", "/readyz").await.status, 200);
+    stop.send(()).unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let r = ask(addr, "GET", "/readyz").await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("connection"), Some("close"));
+    let r = ask(addr, "GET", "/").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("connection"), Some("close"));
 }
