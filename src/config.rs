@@ -75,6 +75,8 @@ pub struct Config {
     pub max_header_size: usize,
     /// Connections served at once; further clients wait in the kernel's accept queue.
     pub max_connections: usize,
+    /// Where `max_connections` came from: `set`, `default`, or the cgroup memory limit.
+    pub max_connections_reason: String,
     /// Memory for the file cache: entries at 0.5 KiB each, and small files' content.
     pub cache_max: u64,
     /// Files larger than this are sent from disk (sendfile), never kept in memory.
@@ -159,7 +161,7 @@ const OPTS: [Opt; 24] = [
     Opt { flag: "header-timeout", env: "TINYSERVE_HEADER_TIMEOUT", value: "DUR", default: Some("10s"), help: "close a connection whose request head takes longer (slowloris)" },
     Opt { flag: "idle-timeout", env: "TINYSERVE_IDLE_TIMEOUT", value: "DUR", default: Some("60s"), help: "close a connection with no bytes moving for this long (keep-alive, stalled transfers)" },
     Opt { flag: "max-header-size", env: "TINYSERVE_MAX_HEADER_SIZE", value: "SIZE", default: Some("16KiB"), help: "largest request head; larger ones get 431 (at least 8KiB)" },
-    Opt { flag: "max-connections", env: "TINYSERVE_MAX_CONNECTIONS", value: "N", default: Some("10000"), help: "connections served at once; more wait in the accept queue" },
+    Opt { flag: "max-connections", env: "TINYSERVE_MAX_CONNECTIONS", value: "N", default: Some("10000"), help: "connections served at once; more wait in the accept queue (unset under a cgroup memory limit: what the limit leaves after --cache-max and 8 MiB, at 20 KiB per connection)" },
     Opt { flag: "cache-max", env: "TINYSERVE_CACHE_MAX", value: "SIZE", default: Some("64MiB"), help: "memory for the file cache in all: 0.5 KiB per path kept, and small files' bytes" },
     Opt { flag: "cache-file-max", env: "TINYSERVE_CACHE_FILE_MAX", value: "SIZE", default: Some("8KiB"), help: "larger files are sent from disk with sendfile(2), not kept in memory" },
     Opt { flag: "workers", env: "TINYSERVE_WORKERS", value: "N", default: None, help: "worker threads (default: the CPUs this process may use, cgroup quota included)" },
@@ -388,6 +390,19 @@ where
             .map_err(|why| root_src.error(&root_raw, &format!("the site's {why}")))?,
     );
 
+    let cache_max = source(CACHE_MAX)
+        .parse_with(parse_size, "a size like 64MiB")?
+        .unwrap_or(0);
+    let cap_given = !given[MAX_CONNECTIONS].is_empty() || env(OPTS[MAX_CONNECTIONS].env).is_some();
+    let (max_connections, max_connections_reason) = if cap_given {
+        let n = source(MAX_CONNECTIONS)
+            .parse_with(parse_count, "a whole number, at least 1")?
+            .unwrap_or(1);
+        (n, "set".to_string())
+    } else {
+        default_max_connections(crate::cgroup::memory_limit(), cache_max)
+    };
+
     Ok(Command::Serve(Box::new(Config {
         rules,
         root,
@@ -425,12 +440,9 @@ where
             .parse_with(parse_positive_duration, POSITIVE_DURATION_HINT)?
             .unwrap_or_default(),
         max_header_size: max_header_size as usize,
-        max_connections: source(MAX_CONNECTIONS)
-            .parse_with(parse_count, "a whole number, at least 1")?
-            .unwrap_or(1),
-        cache_max: source(CACHE_MAX)
-            .parse_with(parse_size, "a size like 64MiB")?
-            .unwrap_or(0),
+        max_connections,
+        max_connections_reason,
+        cache_max,
         cache_file_max: source(CACHE_FILE_MAX)
             .parse_with(parse_size, "a size like 32KiB")?
             .unwrap_or(0),
@@ -461,6 +473,36 @@ where
             .parse_with(parse_watch, "'auto', 'inotify', 'poll' or 'off'")?
             .unwrap_or(crate::watch::Mode::Auto),
     })))
+}
+
+/// Memory per open connection, measured (`bench/connections.py`: 15.7 KiB idle after a
+/// request, 16.4 KiB in the middle of a download), with headroom.
+pub const CONNECTION_MEMORY: u64 = 20 * 1024;
+/// The process apart from the cache and the connections (1.6 MiB at start), with room for
+/// the allocator's slack and requests in progress.
+pub const BASE_MEMORY: u64 = 8 << 20;
+/// `--max-connections` where no memory limit applies.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
+/// The default connection cap and why: 10 000, or under a memory limit as many connections
+/// as fit in what it leaves after the cache and the process (at least 16), so that a burst
+/// of clients queues in the kernel instead of getting the process OOM-killed.
+pub fn default_max_connections(memory_limit: Option<u64>, cache_max: u64) -> (usize, String) {
+    let Some(limit) = memory_limit else {
+        return (DEFAULT_MAX_CONNECTIONS, "default".to_string());
+    };
+    let room = limit.saturating_sub(cache_max.saturating_add(BASE_MEMORY));
+    let fit = (room / CONNECTION_MEMORY).min(DEFAULT_MAX_CONNECTIONS as u64) as usize;
+    let n = fit.max(16);
+    (
+        n,
+        format!(
+            "cgroup memory limit {} MiB: {} MiB left after --cache-max and 8 MiB, at 20 KiB \
+             per connection",
+            limit >> 20,
+            room >> 20
+        ),
+    )
 }
 
 const DURATION_HINT: &str = "a duration like 500ms, 5s or 2m";
@@ -756,6 +798,28 @@ mod tests {
         match parse_args(&["healthcheck"], &[("TINYSERVE_LISTEN", "0.0.0.0:9999")]).unwrap() {
             Command::Healthcheck(a) => assert_eq!(a.port(), 9999),
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_connection_cap_fits_the_memory_limit() {
+        let mib = 1u64 << 20;
+        assert_eq!(default_max_connections(None, 64 * mib).0, 10_000);
+        // The manifest's pod: 96 MiB, a 32 MiB cache: 56 MiB left, 2 867 connections.
+        let (n, why) = default_max_connections(Some(96 * mib), 32 * mib);
+        assert_eq!(n, 2867);
+        assert!(why.contains("96 MiB") && why.contains("56 MiB"), "{why}");
+        assert_eq!(default_max_connections(Some(96 * mib), 64 * mib).0, 1228);
+        // Plenty of memory: the usual default; too little: a floor, not zero.
+        assert_eq!(
+            default_max_connections(Some(4096 * mib), 64 * mib).0,
+            10_000
+        );
+        assert_eq!(default_max_connections(Some(32 * mib), 64 * mib).0, 16);
+        // At the cap, cache and connections stay within the limit.
+        for limit in [64, 96, 128, 256, 512] {
+            let (n, _) = default_max_connections(Some(limit * mib), 32 * mib);
+            assert!(32 * mib + BASE_MEMORY + n as u64 * CONNECTION_MEMORY <= limit * mib);
         }
     }
 }

@@ -22,6 +22,7 @@
 pub mod auth;
 pub mod body;
 pub mod cache;
+pub mod cgroup;
 pub mod check;
 pub mod conditional;
 pub mod config;

@@ -92,6 +92,8 @@ pub async fn run(
         cache_max = limits.memory,
         cache_entries = limits.entries,
         cache_open_files = limits.open_files,
+        max_connections = config.max_connections,
+        max_connections_reason = %config.max_connections_reason,
         startup_us = started.elapsed().as_micros() as u64,
         "listening on {addr}"
     );

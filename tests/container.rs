@@ -288,6 +288,41 @@ fn is_docker_runtime_entry(f: &str) -> bool {
         || f.starts_with("etc/")
 }
 
+#[test]
+#[ignore = "needs a Docker engine"]
+fn a_memory_limit_sets_the_default_connection_cap() {
+    image();
+    let listening = |c: &Container| {
+        c.wait_serving();
+        let logs = ok("docker", &["logs", &c.name]);
+        logs.lines()
+            .find(|l| l.contains("listening on"))
+            .unwrap_or_else(|| panic!("no startup line: {logs}"))
+            .to_string()
+    };
+    // 96 MiB, less the default 64 MiB cache and 8 MiB: 24 MiB, at 20 KiB per connection.
+    let limited = Container::run(&["--memory", "96m"], &[]);
+    let line = listening(&limited);
+    assert!(line.contains("\"max_connections\":1228"), "{line}");
+    assert!(line.contains("cgroup memory limit 96 MiB"), "{line}");
+    // Set explicitly, it is what it says; without a limit, the usual default.
+    let set = Container::run(
+        &["--memory", "96m", "-e", "TINYSERVE_MAX_CONNECTIONS=500"],
+        &[],
+    );
+    let line = listening(&set);
+    assert!(
+        line.contains("\"max_connections\":500,\"max_connections_reason\":\"set\""),
+        "{line}"
+    );
+    let free = Container::run(&[], &[]);
+    let line = listening(&free);
+    assert!(
+        line.contains("\"max_connections\":10000,\"max_connections_reason\":\"default\""),
+        "{line}"
+    );
+}
+
 /// The settings an image runs with, as JSON: everything but the files and the platform.
 fn runtime_settings(image: &str) -> String {
     ok(
