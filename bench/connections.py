@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Memory per connection: N idle keep-alive connections (each has had one request
-answered, as a browser's or a load balancer's would), then M active ones (each in the
-middle of a 4 MB download it does not read), against tinyserve and nginx in turn. The
+answered, as a browser's or a load balancer's would) opened in a burst, the same number
+opened at a steady rate (--rate per second, as clients arrive over time), then M active
+ones (each in the middle of a 4 MB download it does not read), against tinyserve and nginx
+in turn. The
 server's resident memory (VmRSS of its processes) before and with the connections open,
 divided by their number. Bounded: everything on 127.0.0.1, each phase closes what it
 opened.
 
-Usage: python3 bench/connections.py [--idle 10000] [--active 1000]
+Usage: python3 bench/connections.py [--idle 10000] [--rate 200] [--active 1000]
 (after `cargo build --release --locked --target x86_64-unknown-linux-musl`; nginx from
 Debian's nginx-light). Writes bench/results/<UTC time>-connections/summary.md.
 """
@@ -91,7 +93,7 @@ http {{
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def open_idle(port, n):
+def open_idle(port, n, rate=None):
     socks = []
     request = b"GET /index.html HTTP/1.1\r\nHost: t\r\n\r\n"
     for _ in range(n):
@@ -105,6 +107,8 @@ def open_idle(port, n):
         while len(body) < length:
             body += s.recv(4096)
         socks.append(s)
+        if rate:
+            time.sleep(1 / rate)
     return socks
 
 
@@ -120,14 +124,23 @@ def open_active(port, n):
     return socks
 
 
-def measure(name, proc, port, idle, active):
+def measure(name, proc, port, idle, active, rate):
     wait_port(port)
     time.sleep(0.5)
     pids = children(proc.pid)
     base = rss_kib(pids)
     socks = open_idle(port, idle)
-    time.sleep(1)
+    # tinyserve parks a connection that has rested one tick of its timers (2.5 s with the
+    # default 10 s header timeout): wait past two.
+    time.sleep(6)
     with_idle = rss_kib(children(proc.pid))
+    for s in socks:
+        s.close()
+    time.sleep(1)
+    after_idle = rss_kib(children(proc.pid))
+    socks = open_idle(port, idle, rate)
+    time.sleep(6)
+    with_steady = rss_kib(children(proc.pid))
     for s in socks:
         s.close()
     time.sleep(1)
@@ -147,6 +160,7 @@ def measure(name, proc, port, idle, active):
         "idle_total": with_idle,
         "idle_per": (with_idle - base) / idle,
         "after_idle": after_idle,
+        "steady_per": (with_steady - base) / idle,
         "active_total": with_active,
         "active_per": (with_active - after_idle) / active,
         "end": end,
@@ -157,6 +171,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--idle", type=int, default=10000)
     ap.add_argument("--active", type=int, default=1000)
+    ap.add_argument("--rate", type=float, default=200.0)
     args = ap.parse_args()
     need = args.idle + args.active + 1000
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -170,27 +185,28 @@ def main():
     rows = []
     cap = args.idle + args.active + 100
     port = free_port()
-    rows.append(measure("tinyserve", start_tinyserve(str(site), port, cap), port, args.idle, args.active))
+    rows.append(measure("tinyserve", start_tinyserve(str(site), port, cap), port, args.idle, args.active, args.rate))
     if shutil.which("nginx"):
         port = free_port()
-        rows.append(measure("nginx", start_nginx(str(site), port, cap, work), port, args.idle, args.active))
+        rows.append(measure("nginx", start_nginx(str(site), port, cap, work), port, args.idle, args.active, args.rate))
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H%MZ")
     out = HERE / "results" / f"{stamp}-connections"
     out.mkdir(parents=True, exist_ok=True)
     lines = [
         f"# Memory per connection, {stamp}",
         "",
-        f"{args.idle} idle keep-alive connections (one request answered each), then {args.active} "
-        "active ones (a 4 MB download each, unread, 4 KiB receive buffer). Server RSS in KiB "
-        "(all its processes); one worker each.",
+        f"{args.idle} idle keep-alive connections (one request answered each) opened in a burst, "
+        f"then {args.idle} opened at {args.rate:g} per second, then {args.active} active ones (a "
+        "4 MB download each, unread, 4 KiB receive buffer). Server RSS in KiB (all its "
+        "processes); one worker each; measured 6 s after the last idle connection opened.",
         "",
-        "| server | RSS at start | with idle | per idle connection | after closing them | with active | per active connection | at the end |",
+        "| server | RSS at start | with the burst | per idle connection, burst | per idle connection, steady | with active | per active connection | at the end |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['name']} | {r['base']} | {r['idle_total']} | {r['idle_per']:.2f} KiB | "
-            f"{r['after_idle']} | {r['active_total']} | {r['active_per']:.2f} KiB | {r['end']} |")
+            f"{r['steady_per']:.2f} KiB | {r['active_total']} | {r['active_per']:.2f} KiB | {r['end']} |")
     (out / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     shutil.rmtree(work, ignore_errors=True)

@@ -18,11 +18,18 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
 
 /// Ticks per timeout: a timeout fires between 1 and 1.25 times its value, never before.
 const TICKS_PER_TIMEOUT: u32 = 4;
+
+/// Quiet ticks after which a connection between requests may be parked (its HTTP state
+/// dropped until the next request's first byte: see [`crate::connection`]).
+const PARK_AFTER_TICKS: u32 = 1;
 
 /// The two limits.
 #[derive(Debug, Clone, Copy)]
@@ -50,6 +57,9 @@ pub struct TimedIo<T> {
     /// which starts with the clock, one more for later ones, which start between two
     /// ticks (the first tick after them may be a moment away and cannot count as a whole).
     head_limit: u32,
+    /// Told, at each quiet tick from [`PARK_AFTER_TICKS`] on, that the connection rests
+    /// between requests.
+    rest: Option<Arc<Notify>>,
     sleep: Pin<Box<Sleep>>,
 }
 
@@ -69,8 +79,30 @@ impl<T> TimedIo<T> {
             in_head: true,
             head_ticks: 0,
             head_limit: ticks(timeouts.header),
+            rest: None,
             sleep: Box::pin(tokio::time::sleep(tick)),
         }
+    }
+
+    /// Notifies `rest` whenever the connection has rested between requests (no byte moving,
+    /// no request head begun) for a whole tick or more.
+    pub fn notify_rest(&mut self, rest: Arc<Notify>) {
+        self.rest = Some(rest);
+    }
+
+    /// How long the connection may still go without a byte moving.
+    pub fn idle_left(&self) -> Duration {
+        self.tick * self.idle_ticks.saturating_sub(self.quiet_ticks)
+    }
+
+    /// The wrapped I/O.
+    pub fn inner(&self) -> &T {
+        &self.inner
+    }
+
+    /// The wrapped I/O, mutably.
+    pub fn inner_mut(&mut self) -> &mut T {
+        &mut self.inner
     }
 
     /// Called while the inner I/O is pending: ready with an error once a limit is passed.
@@ -85,6 +117,11 @@ impl<T> TimedIo<T> {
                 self.quiet_ticks += 1;
                 if self.quiet_ticks >= self.idle_ticks {
                     return Poll::Ready(io::Error::new(io::ErrorKind::TimedOut, "connection idle"));
+                }
+                if self.quiet_ticks >= PARK_AFTER_TICKS && !self.in_head {
+                    if let Some(rest) = &self.rest {
+                        rest.notify_one();
+                    }
                 }
             }
             if self.in_head {

@@ -14,8 +14,9 @@
 //!   [`body`] is the response body; [`sendfile`] sends large files from the page cache
 //!   without copying them through the server.
 //! - [`host`]: the RFC 9112 rules for `Host`; [`listen`]: dual-stack binding.
-//! - [`server`]: the accept loop, connection limits and timeouts ([`idle`]), graceful
-//!   shutdown; [`run`] is the entry point tests call with their own shutdown future.
+//! - [`server`]: the accept loop, the connection cap and the shutdown sequence;
+//!   [`connection`]: one client's connection, timeouts ([`idle`]) and parking between
+//!   requests; [`run`] is the entry point tests call with their own shutdown future.
 //! - [`signal`], [`logging`], [`healthcheck`]: what `main` wires up around [`run`].
 //! - [`check`]: the `tinyserve check` subcommand, a linter for the site.
 
@@ -26,6 +27,7 @@ pub mod cgroup;
 pub mod check;
 pub mod conditional;
 pub mod config;
+pub mod connection;
 pub mod cors;
 pub mod delivery;
 pub mod entry;

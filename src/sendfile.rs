@@ -190,6 +190,11 @@ impl Segments {
         }
     }
 
+    /// Whether no body chunk waits for the socket.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Queued>> {
         // A panic elsewhere cannot leave the queue half-changed: push and pop are single
         // calls. (panic=abort in release anyway.)
@@ -201,12 +206,30 @@ impl Segments {
 pub struct SendfileIo {
     stream: TcpStream,
     segments: Arc<Segments>,
+    /// Bytes read from the socket but not used yet (by a connection that was parked), read
+    /// again before the socket.
+    unread: Bytes,
 }
 
 impl SendfileIo {
     /// Wraps `stream`; file bodies of this connection must use `segments`.
     pub fn new(stream: TcpStream, segments: Arc<Segments>) -> SendfileIo {
-        SendfileIo { stream, segments }
+        SendfileIo {
+            stream,
+            segments,
+            unread: Bytes::new(),
+        }
+    }
+
+    /// Puts `bytes` back in front of what is still to be read.
+    pub fn unread(&mut self, bytes: Bytes) {
+        debug_assert!(self.unread.is_empty());
+        self.unread = bytes;
+    }
+
+    /// Waits until the socket has bytes to read (or an error or EOF to report).
+    pub async fn readable(&self) -> io::Result<()> {
+        self.stream.readable().await
     }
 
     /// Sends the file bytes the placeholder `buf` stands for (some of them, as `write` may).
@@ -306,6 +329,11 @@ impl AsyncRead for SendfileIo {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if !self.unread.is_empty() {
+            let n = self.unread.len().min(buf.remaining());
+            buf.put_slice(&self.unread.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
         Pin::new(&mut self.stream).poll_read(cx, buf)
     }
 }
@@ -490,6 +518,23 @@ mod tests {
             "a non-vectored path cannot use sendfile"
         );
         assert!(got.is_empty(), "nothing of the response leaves: {got:?}");
+    }
+
+    #[tokio::test]
+    async fn bytes_put_back_are_read_before_the_socket() {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut io = SendfileIo::new(stream, Arc::new(Segments::default()));
+        client.write_all(b" HTTP/1.1\r\n").unwrap();
+        io.unread(Bytes::from_static(b"GET /"));
+        let mut got = vec![0u8; 16];
+        let mut n = 0;
+        while n < 16 {
+            n += io.read(&mut got[n..]).await.unwrap();
+        }
+        assert_eq!(&got, b"GET / HTTP/1.1\r\n");
     }
 
     #[test]

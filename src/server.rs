@@ -5,29 +5,21 @@
 //! meanwhile carries `Connection: close`; then the listener closes, idle connections are
 //! closed and in-flight responses get up to the drain timeout to finish.
 
-use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
-use std::pin::{pin, Pin};
+use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::body::Body;
 use crate::cache::{self, Cache, Limits};
 use crate::config::Config;
-use crate::idle::{TimedIo, Timeouts};
+use crate::connection::{self, Shared};
+use crate::idle::Timeouts;
 use crate::metrics::{self, Metrics};
 use crate::observe::{Observe, Recorder};
-use crate::sendfile::{Segments, SendfileIo};
 use crate::service::{Readiness, SiteService};
 use crate::watch::Watch;
 
@@ -119,9 +111,17 @@ pub async fn run(
         // answer, and the connection closes once the last one is written. Without this,
         // hyper drops a request whose EOF it reads before it has answered.
         .half_close(true);
-    let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(config.max_connections));
     let delay = config.shutdown_delay;
+    // Turned true when the listener closes: connections finish what they are doing and
+    // close; parked ones close at once.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let shared = Arc::new(Shared {
+        http,
+        service,
+        recorder,
+        timeouts,
+    });
 
     let mut stop_accepting = pin!(async {
         shutdown.await;
@@ -154,32 +154,9 @@ pub async fn run(
             },
         };
         let _ = stream.set_nodelay(true);
-        let segments = Arc::new(Segments::default());
-        let io = TokioIo::new(TimedIo::new(
-            SendfileIo::new(stream, segments.clone()),
-            timeouts,
-        ));
-        // File bodies are placeholders that only a vectored writer passes on by reference.
-        if let Err(e) = crate::sendfile::require_vectored(&io) {
-            tracing::error!(%peer, error = %e, "connection refused");
-            continue;
-        }
-        let connection = Connection {
-            service: service.clone(),
-            segments,
-            peer,
-        };
-        let conn = graceful.watch(http.serve_connection(io, connection));
-        let recorder = recorder.clone();
+        let (shared, stopped) = (shared.clone(), stopped.clone());
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                // A request hyper refused while parsing it was answered by hyper itself,
-                // before the service saw it: record that answer here.
-                if let Some(status) = rejection_status(&e) {
-                    recorder.rejected(peer, status);
-                }
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
+            connection::serve(stream, peer, shared, stopped).await;
             drop(permit);
         });
     }
@@ -191,8 +168,10 @@ pub async fn run(
         drain_timeout_ms = config.drain_timeout.as_millis() as u64,
         "shutdown: listener closed, draining"
     );
+    let _ = stop.send(true);
+    let all = u32::try_from(config.max_connections).unwrap_or(u32::MAX);
     tokio::select! {
-        _ = graceful.shutdown() => tracing::info!("shutdown: all connections finished"),
+        _ = slots.acquire_many(all) => tracing::info!("shutdown: all connections finished"),
         _ = tokio::time::sleep(config.drain_timeout) => {
             let open = config.max_connections - slots.available_permits();
             tracing::warn!(open_connections = open, "shutdown: drain timeout reached, closing what is left");
@@ -203,73 +182,4 @@ pub async fn run(
     }
     tracing::info!("shutdown complete");
     Ok(())
-}
-
-/// The status hyper answered a request it could not parse with (its automatic response),
-/// or `None` if it sent none (an HTTP/2 preface, a connection closed mid-head, a timeout).
-fn rejection_status(e: &hyper::Error) -> Option<StatusCode> {
-    if e.is_parse_too_large() {
-        // The one parse error hyper describes this way is a URI over its own limit.
-        return Some(if e.to_string().contains("URI too long") {
-            StatusCode::URI_TOO_LONG
-        } else {
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
-        });
-    }
-    (e.is_parse() && !e.is_parse_version_h2()).then_some(StatusCode::BAD_REQUEST)
-}
-
-/// One connection's service: the shared one, with file bodies sent by `sendfile` through
-/// this connection's [`SendfileIo`], and the peer's address for the access log.
-#[derive(Clone)]
-struct Connection {
-    service: Observe<SiteService>,
-    segments: Arc<Segments>,
-    peer: SocketAddr,
-}
-
-impl Connection {
-    fn respond(&self, req: &Request<Incoming>) -> Response<Body> {
-        let mut response = self.service.respond(req, Some(self.peer));
-        response.body_mut().deliver_through(&self.segments);
-        response
-    }
-}
-
-impl hyper::service::Service<Request<Incoming>> for Connection {
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = Answer;
-
-    fn call(&self, req: Request<Incoming>) -> Answer {
-        // Credentials seen for the first time are checked with bcrypt off the event loop;
-        // every other request is answered at once.
-        let Some(auth) = self.service.inner().needs_verifying(&req) else {
-            return Answer::Now(Some(self.respond(&req)));
-        };
-        let conn = self.clone();
-        Answer::Later(Box::pin(async move {
-            auth.verify(req.headers()).await;
-            conn.respond(&req)
-        }))
-    }
-}
-
-/// A response now, or once credentials are verified.
-// `Now` is every request's path: boxing it, as the lint suggests, would allocate per request.
-#[allow(clippy::large_enum_variant)]
-enum Answer {
-    Now(Option<Response<Body>>),
-    Later(Pin<Box<dyn Future<Output = Response<Body>> + Send>>),
-}
-
-impl Future for Answer {
-    type Output = Result<Response<Body>, Infallible>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.get_mut() {
-            Answer::Now(r) => Poll::Ready(Ok(r.take().expect("polled after it completed"))),
-            Answer::Later(f) => f.as_mut().poll(cx).map(Ok),
-        }
-    }
 }

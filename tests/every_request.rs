@@ -282,3 +282,64 @@ fn an_aborted_download_is_logged_and_counted_with_the_bytes_that_left() {
         assert_eq!(counted - bytes_before, logged as f64, "workers {workers}");
     }
 }
+
+#[test]
+fn a_parked_connection_serves_its_next_request_and_still_times_out() {
+    let site = demo_site();
+    for workers in RUNTIMES {
+        // Ticks of 100 ms: a connection resting 100-200 ms is parked.
+        let s = Server::start_env(
+            site.path(),
+            &[
+                "--workers",
+                workers,
+                "--header-timeout",
+                "400ms",
+                "--idle-timeout",
+                "2s",
+            ],
+            &[("RUST_LOG", "info,tinyserve::connection=debug")],
+        );
+        let mut c = TcpStream::connect(s.addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut reader = std::io::BufReader::new(c.try_clone().unwrap());
+        let page = std::fs::read(site.path().join("index.html")).unwrap();
+        for round in 0..4 {
+            if round > 0 {
+                // Past two ticks of rest: parked.
+                std::thread::sleep(Duration::from_millis(600));
+            }
+            // Two pipelined requests, the second one's head split across a pause.
+            c.write_all(b"GET /index.html HTTP/1.1\r\nHost: t\r\n\r\nGET /style.css HTTP/1.1\r\n")
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+            c.write_all(b"Host: t\r\n\r\n").unwrap();
+            let first = read_response(&mut reader, false);
+            let second = read_response(&mut reader, false);
+            assert_eq!(
+                (first.status, second.status),
+                (200, 200),
+                "workers {workers}, round {round}"
+            );
+            assert_eq!(first.body, page);
+            assert!(first.header("connection").is_none(), "no Connection: close");
+        }
+        let parked = s
+            .lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains("parked"))
+            .count();
+        assert!(parked >= 3, "workers {workers}: parked {parked} times");
+        // Parked, the idle timeout still closes it: 2-2.5 s without a byte.
+        let start = Instant::now();
+        let mut rest = Vec::new();
+        assert_eq!(reader.read_to_end(&mut rest).unwrap(), 0);
+        let took = start.elapsed();
+        assert!(
+            took >= Duration::from_millis(1900) && took <= Duration::from_millis(2700),
+            "workers {workers}: closed after {took:?}"
+        );
+    }
+}

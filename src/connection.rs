@@ -1,0 +1,191 @@
+//! One client connection, from accept to close: hyper serves its requests over the
+//! timeout ([`crate::idle`]) and sendfile ([`crate::sendfile`]) layers, and between
+//! requests the connection is *parked*.
+//!
+//! Parking: hyper keeps an 8 KiB read buffer and an 8 KiB buffer for response heads for as
+//! long as its connection lives (measured 15.7 KiB per idle keep-alive connection), and its
+//! only way to let go of a keep-alive connection without announcing `Connection: close` is
+//! to end it while it is idle. So once a connection has rested a whole tick of its timers
+//! (no byte moving, no request begun, nothing queued for the socket), its hyper connection
+//! is shut down gracefully *without* closing the socket (`poll_without_shutdown`), its
+//! buffers are freed, and the task waits for the socket to become readable, for at most
+//! what is left of the idle timeout. The next request's first byte starts a new hyper
+//! connection on the same socket; bytes hyper had read but not used are put back in front.
+//! Nothing is sent to the client either way.
+
+use std::convert::Infallible;
+use std::future::{poll_fn, Future};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::sync::{watch, Notify};
+
+use crate::body::Body;
+use crate::idle::{TimedIo, Timeouts};
+use crate::observe::{Observe, Recorder};
+use crate::sendfile::{require_vectored, Segments, SendfileIo};
+use crate::service::SiteService;
+
+/// What every connection shares.
+pub struct Shared {
+    /// hyper's settings.
+    pub http: http1::Builder,
+    /// The site, recorded.
+    pub service: Observe<SiteService>,
+    /// For requests hyper refuses before the service sees them.
+    pub recorder: Arc<Recorder>,
+    /// Header and idle timeouts.
+    pub timeouts: Timeouts,
+}
+
+/// Serves `stream` until the client leaves, a timeout closes it, or `stop` turns true
+/// (then the request in progress is finished and the connection closed).
+pub async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let segments = Arc::new(Segments::default());
+    let rest = Arc::new(Notify::new());
+    let mut timed = TimedIo::new(SendfileIo::new(stream, segments.clone()), shared.timeouts);
+    timed.notify_rest(rest.clone());
+    let mut io = TokioIo::new(timed);
+    // File bodies are placeholders that only a vectored writer passes on by reference.
+    if let Err(e) = require_vectored(&io) {
+        tracing::error!(%peer, error = %e, "connection refused");
+        return;
+    }
+    let service = Connection {
+        service: shared.service.clone(),
+        segments,
+        peer,
+    };
+    loop {
+        // Boxed, so that a parked connection's task holds none of hyper's state.
+        let mut conn = Box::new(shared.http.serve_connection(io, service.clone()));
+        let (mut parking, mut stopping) = (false, false);
+        let ended = loop {
+            tokio::select! {
+                r = poll_fn(|cx| conn.poll_without_shutdown(cx)) => break r,
+                _ = rest.notified(), if !parking && !stopping => {
+                    if service.segments.is_empty() {
+                        Pin::new(&mut *conn).graceful_shutdown();
+                        parking = true;
+                    }
+                }
+                _ = stop.wait_for(|stop| *stop), if !stopping => {
+                    Pin::new(&mut *conn).graceful_shutdown();
+                    stopping = true;
+                }
+            }
+        };
+        if let Err(e) = ended {
+            // A request hyper refused while parsing it was answered by hyper itself,
+            // before the service saw it: record that answer here.
+            if let Some(status) = rejection_status(&e) {
+                shared.recorder.rejected(peer, status);
+            }
+            tracing::debug!(%peer, error = %e, "connection ended with an error");
+            return;
+        }
+        let parts = conn.into_parts();
+        io = parts.io;
+        if !parking || stopping {
+            // The client is done (or the server is): close as hyper would have.
+            let _ = poll_fn(|cx| hyper::rt::Write::poll_shutdown(Pin::new(&mut io), cx)).await;
+            return;
+        }
+        if !parts.read_buf.is_empty() {
+            // A request began as hyper let go: serve it at once.
+            io.inner_mut().inner_mut().unread(parts.read_buf);
+            continue;
+        }
+        let idle_left = io.inner().idle_left();
+        tracing::debug!(%peer, "parked");
+        tokio::select! {
+            readable = tokio::time::timeout(idle_left, io.inner().inner().readable()) => {
+                if !matches!(readable, Ok(Ok(()))) {
+                    return; // idle timeout, or a socket error
+                }
+            }
+            _ = stop.wait_for(|stop| *stop) => return,
+        }
+    }
+}
+
+/// The status hyper answered a request it could not parse with (its automatic response),
+/// or `None` if it sent none (an HTTP/2 preface, a connection closed mid-head, a timeout).
+fn rejection_status(e: &hyper::Error) -> Option<StatusCode> {
+    if e.is_parse_too_large() {
+        // The one parse error hyper describes this way is a URI over its own limit.
+        return Some(if e.to_string().contains("URI too long") {
+            StatusCode::URI_TOO_LONG
+        } else {
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+        });
+    }
+    (e.is_parse() && !e.is_parse_version_h2()).then_some(StatusCode::BAD_REQUEST)
+}
+
+/// One connection's service: the shared one, with file bodies sent by `sendfile` through
+/// this connection's [`SendfileIo`], and the peer's address for the access log.
+#[derive(Clone)]
+struct Connection {
+    service: Observe<SiteService>,
+    segments: Arc<Segments>,
+    peer: SocketAddr,
+}
+
+impl Connection {
+    fn respond(&self, req: &Request<Incoming>) -> Response<Body> {
+        let mut response = self.service.respond(req, Some(self.peer));
+        response.body_mut().deliver_through(&self.segments);
+        response
+    }
+}
+
+impl hyper::service::Service<Request<Incoming>> for Connection {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Answer;
+
+    fn call(&self, req: Request<Incoming>) -> Answer {
+        // Credentials seen for the first time are checked with bcrypt off the event loop;
+        // every other request is answered at once.
+        let Some(auth) = self.service.inner().needs_verifying(&req) else {
+            return Answer::Now(Some(self.respond(&req)));
+        };
+        let conn = self.clone();
+        Answer::Later(Box::pin(async move {
+            auth.verify(req.headers()).await;
+            conn.respond(&req)
+        }))
+    }
+}
+
+/// A response now, or once credentials are verified.
+// `Now` is every request's path: boxing it, as the lint suggests, would allocate per request.
+#[allow(clippy::large_enum_variant)]
+enum Answer {
+    Now(Option<Response<Body>>),
+    Later(Pin<Box<dyn Future<Output = Response<Body>> + Send>>),
+}
+
+impl Future for Answer {
+    type Output = Result<Response<Body>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            Answer::Now(r) => Poll::Ready(Ok(r.take().expect("polled after it completed"))),
+            Answer::Later(f) => f.as_mut().poll(cx).map(Ok),
+        }
+    }
+}
