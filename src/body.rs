@@ -18,12 +18,11 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 
+pub use crate::delivery::OnComplete;
+
 use crate::delivery::Delivery;
 use crate::file_id::FileId;
 use crate::sendfile::{Segment, Segments, PLACEHOLDER_MAX};
-
-/// Called once at the end: bytes the socket took and whether that was the whole body.
-pub type OnComplete = Box<dyn FnOnce(u64, bool) + Send>;
 
 /// A response body.
 pub struct Body {

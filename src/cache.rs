@@ -25,11 +25,11 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use bytes::Bytes;
 use http::HeaderValue;
 
-use crate::config::REFUSED_HEADERS;
-use crate::config::{Config, ImmutableRule};
+use crate::config::Config;
 pub use crate::entry::{Asset, Found, Resident, Variant};
 use crate::file_id::FileId;
 use crate::headers;
+use crate::headers::{ImmutableRule, REFUSED_HEADERS};
 use crate::mime;
 use crate::negotiate::Encoding;
 use crate::resolve::{self, Etag, Probe, Probed, Root};

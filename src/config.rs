@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use http::{HeaderName, HeaderValue};
 
+pub use crate::headers::{ImmutableRule, REFUSED_HEADERS};
+
 /// What the command line asks for.
 #[derive(Debug)]
 pub enum Command {
@@ -31,15 +33,6 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line, for cluster log pipelines.
     Json,
-}
-
-/// Which paths are served with a long, immutable `Cache-Control`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ImmutableRule {
-    /// File names that carry a content hash (`app.3f9a2c1e.js`, `main-BZk3x9aQ.css`).
-    pub fingerprinted: bool,
-    /// URL path prefixes (`/assets/`) whose files never change under the same name.
-    pub prefixes: Vec<String>,
 }
 
 /// A validated configuration: every field holds a value the server can use as it is.
@@ -627,25 +620,6 @@ fn parse_immutable(s: &str) -> Option<ImmutableRule> {
     }
     Some(rule)
 }
-
-/// Headers `--header` may not add: framing (a wrong length or coding corrupts every
-/// response), hop-by-hop ones (RFC 9110 §7.6.1: about one connection, not the content), and
-/// those the server computes per representation.
-pub const REFUSED_HEADERS: [&str; 13] = [
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "upgrade",
-    "content-range",
-    "content-encoding",
-    "etag",
-    "last-modified",
-    "date",
-];
 
 fn parse_header(line: &str) -> Option<(HeaderName, HeaderValue)> {
     let (name, value) = line.split_once(':')?;

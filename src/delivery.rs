@@ -11,7 +11,8 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use crate::body::OnComplete;
+/// Called once at the end: bytes the socket took and whether that was the whole body.
+pub type OnComplete = Box<dyn FnOnce(u64, bool) + Send>;
 
 /// One response body's way to the socket.
 pub struct Delivery {

@@ -5,7 +5,33 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::HeaderValue;
 
-use crate::config::ImmutableRule;
+/// Which paths are served with a long, immutable `Cache-Control`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImmutableRule {
+    /// File names that carry a content hash (`app.3f9a2c1e.js`, `main-BZk3x9aQ.css`).
+    pub fingerprinted: bool,
+    /// URL path prefixes (`/assets/`) whose files never change under the same name.
+    pub prefixes: Vec<String>,
+}
+
+/// Headers `--header` may not add: framing (a wrong length or coding corrupts every
+/// response), hop-by-hop ones (RFC 9110 §7.6.1: about one connection, not the content), and
+/// those the server computes per representation.
+pub const REFUSED_HEADERS: [&str; 13] = [
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+    "content-range",
+    "content-encoding",
+    "etag",
+    "last-modified",
+    "date",
+];
 
 /// `Cache-Control` of files that never change under their name.
 pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";

@@ -23,7 +23,7 @@ use std::fmt::Write as _;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use crate::config::ImmutableRule;
+use crate::headers::ImmutableRule;
 use crate::negotiate::Encoding;
 use crate::resolve::Root;
 use crate::rules::Rules;
@@ -147,7 +147,7 @@ pub fn run(options: &Options) -> Report {
     let mut site = Site::default();
     walk(&root, &options.root, "/", &mut site, &mut report);
 
-    let rules = match Rules::load(&options.root, &crate::config::REFUSED_HEADERS) {
+    let rules = match Rules::load(&options.root, &crate::headers::REFUSED_HEADERS) {
         Ok(r) => r,
         Err(why) => {
             let (file, line, message) = split_location(&why);
