@@ -22,14 +22,17 @@ die() {
 }
 
 # slug BRANCH: lowercase letters, digits and '-', starting with a letter, at most max_slug
-# characters. Whenever the mapping loses information (other characters, capitals, length),
-# a short hash of the exact branch name is appended so distinct branches never collide.
+# characters. A branch name that already is such a slug is its own slug, unless it ends
+# like a hashed one ("-" and 8 hex digits). Every other name (other characters, capitals,
+# length, or that ending) gets a short hash of the exact branch name appended. So two
+# branches never share a slug: unhashed slugs are the names themselves and never end like
+# a hash; hashed ones differ in their hash unless SHA-256 prefixes collide.
 slug() {
   local raw=$1 s hash
   s=$(printf '%s' "$raw" | LC_ALL=C tr '[:upper:]' '[:lower:]' | LC_ALL=C sed -e 's/[^a-z0-9]/-/g' -e 's/--*/-/g' -e 's/^-//' -e 's/-$//')
   [ -n "$s" ] || s=branch
   case $s in [0-9]*) s="b-$s" ;; esac
-  if [ "$s" != "$raw" ] || [ "${#s}" -gt "$max_slug" ]; then
+  if [ "$s" != "$raw" ] || [ "${#s}" -gt "$max_slug" ] || [[ $s =~ -[0-9a-f]{8}$ ]]; then
     hash=$(printf '%s' "$raw" | sha256sum | cut -c1-8)
     s=${s:0:$((max_slug - 9))}
     s="${s%-}-$hash"

@@ -92,8 +92,28 @@ fn duration_secs(s: &str) -> f64 {
 #[test]
 #[ignore = "needs kubectl"]
 fn slugs_are_valid_stable_and_distinct() {
+    let slug_of = |b: &str| {
+        String::from_utf8(preview(&["--slug", b], &[]).stdout)
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    // Adversarial: every slug is also tried as a branch name of its own (a branch literally
+    // named `feature-x-217d2bf5` beside `feature/x`), and so are slugs of those.
+    let mut names: Vec<String> = nasty_branches();
+    for _ in 0..2 {
+        let more: Vec<String> = names.iter().map(|b| slug_of(b)).collect();
+        for m in more {
+            if !names.contains(&m) {
+                names.push(m);
+            }
+        }
+    }
+    names.push("feature-x-217d2bf5".into());
+    names.push("feature/x".into());
+    assert!(names.len() > nasty_branches().len(), "{names:?}");
     let mut seen = HashSet::new();
-    for b in nasty_branches() {
+    for b in names {
         let out = preview(&["--slug", &b], &[]);
         assert!(out.status.success());
         let slug = String::from_utf8(out.stdout).unwrap().trim().to_string();
@@ -230,9 +250,10 @@ fn renders_meet_the_contract_for_every_branch() {
             }
         }
 
-        // Deployment: replicas, strategy, commit annotation, container contract, security.
+        // Deployment: no replicas (the HPA's), strategy, commit annotation, container, security.
         let spec = &deploy["spec"];
-        assert_eq!(spec["replicas"], 2);
+        // The HPA owns the replica count: a `replicas` here would reset it on every apply.
+        assert!(spec.get("replicas").is_none(), "replicas set in the Deployment");
         assert_eq!(spec["strategy"]["rollingUpdate"]["maxUnavailable"], 0);
         assert_eq!(spec["strategy"]["rollingUpdate"]["maxSurge"], 1);
         assert_eq!(

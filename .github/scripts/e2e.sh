@@ -28,6 +28,8 @@ forward() {
 echo "::group::deploy tinyserve:e2e-1 to $ns"
 k8s/preview.sh "$branch" tinyserve:e2e-1 | kubectl apply -f -
 kubectl -n "$ns" rollout status deployment/tinyserve --timeout=180s
+# The Deployment sets no replicas: the HPA brings it to its minimum of 2 (no metrics needed).
+kubectl -n "$ns" wait deployment/tinyserve --for=jsonpath='{.status.readyReplicas}'=2 --timeout=120s
 forward
 test "$(curl -fsS http://127.0.0.1:18080/readyz)" = ready
 curl -fsS http://127.0.0.1:18080/ | grep -q '<h1>tinyserve</h1>'
