@@ -2,13 +2,18 @@
 # k8s/preview.sh BRANCH IMAGE    print the complete manifests of BRANCH's environment
 # k8s/preview.sh --slug BRANCH   print the DNS-1123 slug of BRANCH
 # k8s/preview.sh --namespace BRANCH
-#                                print the namespace of BRANCH's environment (for cleanup)
+#                                print the namespace of BRANCH's environment
+# k8s/preview.sh --selector BRANCH
+#                                print the label selector of BRANCH's namespace, which does
+#                                not depend on the slug function (for cleanup and sweeps)
 #
 # Needs only kubectl (its built-in kustomize); no cluster, and no files are left behind.
 # Each branch gets its own namespace "tinyserve-<slug>" holding the base in this folder,
 # with the instance label app.kubernetes.io/instance=<slug> in every label and selector,
 # the image set, and the commit (COMMIT_SHA, or a 40-hex image tag) as a pod-template
-# annotation only. Pipe it into `kubectl apply -f -`.
+# annotation only; with PULL_SECRET set, pods pull with that secret. The namespace is
+# labelled app.kubernetes.io/part-of=tinyserve-previews and with a hash of the exact branch
+# name, and annotated with the name. Pipe it into `kubectl apply -f -`.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -40,16 +45,26 @@ slug() {
   printf '%s\n' "$s"
 }
 
+# branch_hash BRANCH: 40 hex digits of the SHA-256 of the exact name (a label value holds
+# at most 63 characters). Fixed forever: cleanups and sweeps find namespaces by it.
+branch_hash() {
+  printf '%s' "$1" | sha256sum | cut -c1-40
+}
+
 case "${1-}" in
-  --slug | --namespace)
+  --slug | --namespace | --selector)
     [ "$#" -eq 2 ] || die "usage: preview.sh $1 BRANCH"
     [ -n "$2" ] || die "the branch name is empty"
     s=$(slug "$2")
-    if [ "$1" = --slug ]; then printf '%s\n' "$s"; else printf '%s%s\n' "$prefix" "$s"; fi
+    case $1 in
+      --slug) printf '%s\n' "$s" ;;
+      --namespace) printf '%s%s\n' "$prefix" "$s" ;;
+      --selector) printf 'tinyserve.dev/branch-sha256=%s\n' "$(branch_hash "$2")" ;;
+    esac
     exit 0
     ;;
   -h | --help)
-    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
 esac
@@ -92,6 +107,8 @@ trap 'rm -rf "$work"' EXIT
 # kustomize takes a base only by relative path.
 base=$(realpath --relative-to="$work" "$here")
 
+# The exact branch name as a YAML single-quoted string.
+quoted_branch="'${branch//\'/\'\'}'"
 cat >"$work/namespace.yaml" <<YAML
 apiVersion: v1
 kind: Namespace
@@ -100,6 +117,10 @@ metadata:
   labels:
     pod-security.kubernetes.io/enforce: restricted
     pod-security.kubernetes.io/enforce-version: latest
+    app.kubernetes.io/part-of: tinyserve-previews
+    tinyserve.dev/branch-sha256: "$(branch_hash "$branch")"
+  annotations:
+    tinyserve.dev/branch: $quoted_branch
 YAML
 
 {
@@ -124,16 +145,29 @@ YAML
   else
     printf '    newTag: "%s"\n' "$tag"
   fi
-  if [ -n "$commit" ]; then
+  pull_secret=${PULL_SECRET:-}
+  [ -z "$pull_secret" ] || [[ $pull_secret =~ ^[a-z0-9]([-a-z0-9]*[a-z0-9])?$ ]] || die "PULL_SECRET '$pull_secret' is not a Kubernetes name"
+  if [ -n "$commit" ] || [ -n "$pull_secret" ]; then
     cat <<YAML
 patches:
   - target:
       kind: Deployment
       name: tinyserve
     patch: |-
+YAML
+  fi
+  if [ -n "$commit" ]; then
+    cat <<YAML
       - op: add
         path: /spec/template/metadata/annotations/tinyserve.dev~1commit
         value: "$commit"
+YAML
+  fi
+  if [ -n "$pull_secret" ]; then
+    cat <<YAML
+      - op: add
+        path: /spec/template/spec/imagePullSecrets
+        value: [{name: "$pull_secret"}]
 YAML
   fi
 } >"$work/kustomization.yaml"

@@ -226,16 +226,42 @@ fn no_expression_inside_run_and_branches_pass_through_env() {
     assert_eq!(deploy["env"]["BRANCH"], "${{ github.ref_name }}");
     let cleanup = find("cleanup.yml", ".github/scripts/cleanup.sh");
     assert_eq!(cleanup["env"]["BRANCH"], "${{ github.event.ref }}");
-    for script in ["deploy.sh", "cleanup.sh"] {
-        let text = std::fs::read_to_string(root().join(".github/scripts").join(script)).unwrap();
-        assert!(
-            text.contains("k8s/preview.sh --namespace \"$BRANCH\""),
-            "{script} does not use preview.sh with $BRANCH"
-        );
-    }
+    // They find the environment through preview.sh: deploy by its namespace, cleanup by
+    // the label of the branch's hash (which does not change with the slug function).
     let deploy_text = std::fs::read_to_string(root().join(".github/scripts/deploy.sh")).unwrap();
-    assert!(deploy_text.contains("k8s/preview.sh \"$BRANCH\" \"$IMAGE\" | kubectl apply -f -"));
-    assert!(deploy_text.contains("rollout undo"));
+    assert!(deploy_text.contains("k8s/preview.sh --namespace \"$BRANCH\""));
+    assert!(deploy_text.contains("k8s/preview.sh \"$BRANCH\" \"$1\""));
+    let cleanup_text = std::fs::read_to_string(root().join(".github/scripts/cleanup.sh")).unwrap();
+    assert!(cleanup_text.contains("k8s/preview.sh --selector \"$BRANCH\""));
+    assert!(cleanup_text.contains("kubectl delete namespace -l \"$selector\""));
+}
+
+#[test]
+fn deliver_deploys_the_pushed_digest_with_pull_access_and_a_failure_webhook() {
+    let all = workflows();
+    let deliver = &all.iter().find(|(n, _)| n == "deliver.yml").unwrap().1;
+    let image = deliver["jobs"]["image"]["outputs"]["image"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        image, "${{ steps.ref.outputs.repo }}@${{ steps.push.outputs.digest }}",
+        "deploy by the digest the build pushed, not a tag"
+    );
+    let deploy = steps(deliver)
+        .into_iter()
+        .map(|(_, s)| s)
+        .find(|s| s["run"].as_str() == Some(".github/scripts/deploy.sh"))
+        .unwrap()
+        .clone();
+    for (var, value) in [
+        ("IMAGE", "${{ needs.image.outputs.image }}"),
+        ("REGISTRY_TOKEN", "${{ secrets.REGISTRY_TOKEN }}"),
+        ("IMAGE_PUBLIC", "${{ vars.IMAGE_PUBLIC }}"),
+        ("DEPLOY_WEBHOOK_URL", "${{ secrets.DEPLOY_WEBHOOK_URL }}"),
+        ("GH_TOKEN", "${{ github.token }}"),
+    ] {
+        assert_eq!(deploy["env"][var], value, "deploy step env {var}");
+    }
 }
 
 #[test]

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Deletes BRANCH's environment: the namespace k8s/preview.sh names for it, and everything in
-# it (Deployment, Service and its cloud load balancer, PDB, HPA, NetworkPolicy).
+# Deletes BRANCH's environment: every namespace labelled with the hash of BRANCH's exact
+# name (k8s/preview.sh --selector), and everything in it (Deployment, Service and its cloud
+# load balancer, PDB, HPA, NetworkPolicy). Found by that label, not by the slug function,
+# so a branch deployed by an older preview.sh is still found.
 # Env: BRANCH, KUBECONFIG_DATA (the KUBECONFIG secret; without it there is nothing to clean).
 set -euo pipefail
 
@@ -12,8 +14,8 @@ if [ -z "${KUBECONFIG_DATA:-}" ]; then
 fi
 umask 077
 export KUBECONFIG="${RUNNER_TEMP:-/tmp}/kubeconfig"
-printf '%s' "$KUBECONFIG_DATA" > "$KUBECONFIG"
+printf '%s' "$KUBECONFIG_DATA" >"$KUBECONFIG"
 
-ns=$(k8s/preview.sh --namespace "$BRANCH")
-kubectl delete namespace "$ns" --ignore-not-found --wait=true --timeout=10m
-echo "### :wastebasket: $BRANCH: environment \`$ns\` deleted (or already gone)" >> "$summary"
+selector=$(k8s/preview.sh --selector "$BRANCH")
+kubectl delete namespace -l "$selector" --wait=true --timeout=10m
+echo "### :wastebasket: $BRANCH: environment deleted (namespaces labelled \`$selector\`, if any)" >>"$summary"
