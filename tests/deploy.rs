@@ -41,6 +41,7 @@ case "$*" in
   *good-image*) echo "$line" >> "$FAKE_LOG"; printf '%s' "${FAKE_GOOD_IMAGE:-}" ;;
   *good-commit*) echo "$line" >> "$FAKE_LOG"; printf '%s' "${FAKE_GOOD_COMMIT:-}" ;;
   *"get service"*) echo "$line" >> "$FAKE_LOG"; printf '203.0.113.7' ;;
+  *"get namespaces -l"*) echo "kubectl get namespaces -l ..." >> "$FAKE_LOG"; printf '%b' "${FAKE_NAMESPACES:-}" ;;
   *"--dry-run=client -o yaml"*) echo "$line" >> "$FAKE_LOG"; printf 'apiVersion: v1\nkind: Object\n' ;;
   *) echo "$line" >> "$FAKE_LOG" ;;
 esac
@@ -48,6 +49,8 @@ esac
     let gh = r#"#!/bin/sh
 echo "gh $*" >> "$FAKE_LOG"
 if [ -n "${FAKE_BRANCH_GONE:-}" ]; then echo 'gh: Not Found (HTTP 404)' >&2; exit 1; fi
+branch=${2#*/git/ref/heads/}
+case " ${FAKE_GONE:-} " in *" $branch "*) echo 'gh: Not Found (HTTP 404)' >&2; exit 1 ;; esac
 "#;
     let curl = r#"#!/bin/sh
 for a; do last=$a; done
@@ -167,13 +170,23 @@ fn a_good_rollout_with_a_pull_secret_records_the_image_to_come_back_to() {
         format!("kubectl -n {ns} rollout status deployment/tinyserve --timeout=300s"),
         format!(
             "kubectl annotate namespace {ns} --overwrite tinyserve.dev/good-image={image} \
-             tinyserve.dev/good-commit={SHA}"
+             tinyserve.dev/good-commit={SHA} tinyserve.dev/deployed-at="
         ),
         format!(
             "kubectl -n {ns} get service tinyserve -o jsonpath={{.status.loadBalancer.ingress[0].hostname}}{{.status.loadBalancer.ingress[0].ip}}"
         ),
     ];
-    assert_eq!(r.log, expected);
+    // The deploy time is now: compare up to it.
+    assert_eq!(r.log.len(), expected.len(), "{:?}", r.log);
+    for (got, want) in r.log.iter().zip(&expected) {
+        assert!(got.starts_with(want.as_str()), "{got:?} is not {want:?}");
+    }
+    let at: u64 = r.log[7].rsplit('=').next().unwrap().parse().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(now - at < 60, "deployed-at {at}, now {now}");
     assert!(r.summary.contains("deployed") && r.summary.contains("http://203.0.113.7/"));
     assert!(
         !r.summary.contains("t0ken"),
@@ -364,4 +377,61 @@ fn cleanup_deletes_the_namespaces_labelled_with_the_branch() {
     let (key, value) = selector.split_once('=').unwrap();
     assert!(text.contains(&format!("{key}: {value}")), "{text}");
     assert!(text.contains("tinyserve.dev/branch: feature/x"));
+}
+
+#[test]
+#[ignore = "needs kubectl"]
+fn the_sweep_deletes_environments_of_gone_branches_and_expired_ones() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let old = now - 20 * 86400;
+    let recent = now - 86400;
+    let namespaces = format!(
+        "tinyserve-alive\\tfeature/alive\\t{recent}\\n\
+         tinyserve-gone-1234abcd\\tfeature/gone\\t{recent}\\n\
+         tinyserve-stale\\tstale\\t{old}\\n\
+         tinyserve-orphan\\t\\t\\n"
+    );
+    let r = run(
+        ".github/scripts/sweep.sh",
+        &[
+            ("KUBECONFIG_DATA", "apiVersion: v1"),
+            ("FAKE_NAMESPACES", &namespaces),
+            ("FAKE_GONE", "feature/gone"),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.summary);
+    assert_eq!(
+        r.log,
+        vec![
+            "kubectl get namespaces -l ...".to_string(),
+            "gh api repos/owner/site/git/ref/heads/feature/alive --silent".to_string(),
+            "gh api repos/owner/site/git/ref/heads/feature/gone --silent".to_string(),
+            "kubectl delete namespace tinyserve-gone-1234abcd --wait=false".to_string(),
+            "gh api repos/owner/site/git/ref/heads/stale --silent".to_string(),
+            "kubectl delete namespace tinyserve-stale --wait=false".to_string(),
+            "kubectl delete namespace tinyserve-orphan --wait=false".to_string(),
+        ]
+    );
+    assert!(r
+        .summary
+        .contains("| `tinyserve-alive` | `feature/alive` | kept |"));
+    assert!(r.summary.contains("deleted: branch deleted"));
+    assert!(r.summary.contains("deleted: no deploy for 20 days"));
+    // Expiry off: the stale one stays.
+    let r = run(
+        ".github/scripts/sweep.sh",
+        &[
+            ("KUBECONFIG_DATA", "apiVersion: v1"),
+            ("FAKE_NAMESPACES", &namespaces),
+            ("MAX_AGE_DAYS", "0"),
+        ],
+    );
+    assert!(
+        !r.log.iter().any(|l| l.contains("tinyserve-stale")),
+        "{:?}",
+        r.log
+    );
 }

@@ -93,9 +93,10 @@ if ! kubectl -n "$ns" rollout status deployment/tinyserve --timeout=300s; then
   fail "Rollout and restore failed" "\`$IMAGE\` did not become ready, and restoring \`$good\` did not become ready either."
 fi
 
-# Ready: the image to come back to next time.
+# Ready: the image to come back to next time, and when (the sweep expires old previews).
 kubectl annotate namespace "$ns" --overwrite \
-  "tinyserve.dev/good-image=$IMAGE" "tinyserve.dev/good-commit=${COMMIT_SHA:-}"
+  "tinyserve.dev/good-image=$IMAGE" "tinyserve.dev/good-commit=${COMMIT_SHA:-}" \
+  "tinyserve.dev/deployed-at=$(date +%s)"
 
 # The cloud load balancer can take a while to get its address.
 address=""
