@@ -8,6 +8,7 @@ use std::process::{Command, Output};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{LimitRange, ResourceQuota};
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -181,6 +182,8 @@ fn renders_meet_the_contract_for_every_branch() {
             "PodDisruptionBudget",
             "HorizontalPodAutoscaler",
             "NetworkPolicy",
+            "ResourceQuota",
+            "LimitRange",
         ] {
             assert!(kinds.contains(&k), "{branch:?}: no {k} in {kinds:?}");
         }
@@ -253,7 +256,10 @@ fn renders_meet_the_contract_for_every_branch() {
         // Deployment: no replicas (the HPA's), strategy, commit annotation, container, security.
         let spec = &deploy["spec"];
         // The HPA owns the replica count: a `replicas` here would reset it on every apply.
-        assert!(spec.get("replicas").is_none(), "replicas set in the Deployment");
+        assert!(
+            spec.get("replicas").is_none(),
+            "replicas set in the Deployment"
+        );
         assert_eq!(spec["strategy"]["rollingUpdate"]["maxUnavailable"], 0);
         assert_eq!(spec["strategy"]["rollingUpdate"]["maxSurge"], 1);
         assert_eq!(
@@ -375,6 +381,18 @@ fn renders_meet_the_contract_for_every_branch() {
             (Some(2), Some(10))
         );
         assert_eq!(hpa["spec"]["metrics"][0]["resource"]["name"], "cpu");
+        // The quota holds the HPA's maximum plus the rollout's surge pod, at the pod's limits.
+        let quota = docs
+            .iter()
+            .find(|d| d["kind"] == "ResourceQuota")
+            .expect("a ResourceQuota");
+        let max = hpa["spec"]["maxReplicas"].as_i64().unwrap();
+        let surge = spec["strategy"]["rollingUpdate"]["maxSurge"].as_i64().unwrap();
+        let pods: i64 = quota["spec"]["hard"]["pods"].as_str().unwrap().parse().unwrap();
+        assert!(pods >= max + surge, "quota of {pods} pods < {max} + {surge}");
+        let limit_mib = mib(c["resources"]["limits"]["memory"].as_str().unwrap());
+        let quota_mib = mib(quota["spec"]["hard"]["limits.memory"].as_str().unwrap());
+        assert!(quota_mib >= limit_mib * pods as f64, "{quota_mib} MiB < {pods} pods' limits");
         let ns_doc = docs.iter().find(|d| d["kind"] == "Namespace").unwrap();
         assert_eq!(
             ns_doc["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
@@ -426,6 +444,8 @@ fn every_object_parses_into_typed_structs_without_unknown_fields() {
             "PodDisruptionBudget" => round_trip::<PodDisruptionBudget>(doc),
             "HorizontalPodAutoscaler" => round_trip::<HorizontalPodAutoscaler>(doc),
             "NetworkPolicy" => round_trip::<NetworkPolicy>(doc),
+            "ResourceQuota" => round_trip::<ResourceQuota>(doc),
+            "LimitRange" => round_trip::<LimitRange>(doc),
             other => panic!("unexpected kind {other}"),
         };
         let mut lost = Vec::new();
