@@ -435,3 +435,34 @@ fn the_sweep_deletes_environments_of_gone_branches_and_expired_ones() {
         r.log
     );
 }
+
+#[test]
+#[ignore = "needs kubectl"]
+fn with_the_least_privilege_deployer_the_namespace_is_bound_to_it_first() {
+    let (ns, image) = (namespace(), digest('a'));
+    let r = run(
+        DEPLOY,
+        &[
+            ("IMAGE", &image),
+            ("IMAGE_PUBLIC", "true"),
+            ("DEPLOYER", "tinyserve-system:tinyserve-deployer"),
+            ("FAKE_ROLLOUTS", "ok"),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.summary);
+    assert_eq!(
+        r.log[..6],
+        [
+            BRANCH_CHECK.to_string(),
+            format!("kubectl create namespace {ns} --dry-run=client -o yaml"),
+            "kubectl apply -f - []".to_string(),
+            format!(
+                "kubectl -n {ns} create rolebinding tinyserve-deployer \
+                 --clusterrole=tinyserve-preview-admin \
+                 --serviceaccount=tinyserve-system:tinyserve-deployer --dry-run=client -o yaml"
+            ),
+            "kubectl apply -f - []".to_string(),
+            format!("kubectl apply -f - [{image}]"),
+        ]
+    );
+}

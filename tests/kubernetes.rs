@@ -387,12 +387,24 @@ fn renders_meet_the_contract_for_every_branch() {
             .find(|d| d["kind"] == "ResourceQuota")
             .expect("a ResourceQuota");
         let max = hpa["spec"]["maxReplicas"].as_i64().unwrap();
-        let surge = spec["strategy"]["rollingUpdate"]["maxSurge"].as_i64().unwrap();
-        let pods: i64 = quota["spec"]["hard"]["pods"].as_str().unwrap().parse().unwrap();
-        assert!(pods >= max + surge, "quota of {pods} pods < {max} + {surge}");
+        let surge = spec["strategy"]["rollingUpdate"]["maxSurge"]
+            .as_i64()
+            .unwrap();
+        let pods: i64 = quota["spec"]["hard"]["pods"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            pods >= max + surge,
+            "quota of {pods} pods < {max} + {surge}"
+        );
         let limit_mib = mib(c["resources"]["limits"]["memory"].as_str().unwrap());
         let quota_mib = mib(quota["spec"]["hard"]["limits.memory"].as_str().unwrap());
-        assert!(quota_mib >= limit_mib * pods as f64, "{quota_mib} MiB < {pods} pods' limits");
+        assert!(
+            quota_mib >= limit_mib * pods as f64,
+            "{quota_mib} MiB < {pods} pods' limits"
+        );
         let ns_doc = docs.iter().find(|d| d["kind"] == "Namespace").unwrap();
         assert_eq!(
             ns_doc["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
@@ -480,6 +492,7 @@ fn kubernetes_validate_strict_accepts_every_render() {
         std::fs::write(&f, yaml).unwrap();
         files.push(f);
     }
+    files.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("k8s/rbac/deployer.yaml"));
     for version in ["1.32.0", "1.34.0"] {
         let out = Command::new("kubernetes-validate")
             .args(["--strict", "--quiet", "-k", version])
@@ -514,4 +527,94 @@ fn kubernetes_validate_strict_accepts_every_render() {
         !out.status.success() || !out.stdout.is_empty(),
         "kubernetes-validate missed an unknown field"
     );
+}
+
+#[test]
+#[ignore = "needs kubectl"]
+fn the_deployer_may_do_what_the_flow_needs_and_no_more() {
+    let text = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("k8s/rbac/deployer.yaml"),
+    )
+    .unwrap();
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&text).expect("valid YAML");
+    let role = |name: &str| -> Vec<Value> {
+        docs.iter()
+            .find(|d| d["kind"] == "ClusterRole" && d["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("no ClusterRole {name}"))["rules"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| a.iter().map(|s| s.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default()
+    };
+    let (cluster, preview) = (role("tinyserve-deployer"), role("tinyserve-preview-admin"));
+    for rule in cluster.iter().chain(&preview) {
+        for field in ["apiGroups", "resources", "verbs"] {
+            assert!(
+                !strings(&rule[field]).contains(&"*".to_string()),
+                "wildcard in {rule:?}"
+            );
+        }
+    }
+    // Cluster-wide: namespaces, role bindings, and binding the one role; no Secret anywhere.
+    let cluster_resources: Vec<String> = cluster
+        .iter()
+        .flat_map(|r| strings(&r["resources"]))
+        .collect();
+    assert_eq!(
+        cluster_resources,
+        ["namespaces", "rolebindings", "clusterroles"]
+    );
+    let bind = cluster
+        .iter()
+        .find(|r| strings(&r["verbs"]) == ["bind"])
+        .unwrap();
+    assert_eq!(strings(&bind["resourceNames"]), ["tinyserve-preview-admin"]);
+    // In a preview namespace: get, create and patch of every kind the render holds.
+    let (_, render) = render("feature/rbac", &format!("ghcr.io/o/r:{SHA}"));
+    for doc in render.iter().filter(|d| d["kind"] != "Namespace") {
+        let group = doc["apiVersion"]
+            .as_str()
+            .unwrap()
+            .rsplit_once('/')
+            .map_or("", |(g, _)| g);
+        let resource = match doc["kind"].as_str().unwrap() {
+            "PodDisruptionBudget" => "poddisruptionbudgets".to_string(),
+            "HorizontalPodAutoscaler" => "horizontalpodautoscalers".to_string(),
+            "NetworkPolicy" => "networkpolicies".to_string(),
+            kind => kind.to_lowercase() + "s",
+        };
+        let allowed = preview.iter().any(|r| {
+            strings(&r["apiGroups"]).contains(&group.to_string())
+                && strings(&r["resources"]).contains(&resource)
+                && ["get", "create", "patch"]
+                    .iter()
+                    .all(|v| strings(&r["verbs"]).contains(&v.to_string()))
+        });
+        assert!(allowed, "the deployer cannot apply {group}/{resource}");
+    }
+    // The admission policy is about that very ServiceAccount, and is enforced.
+    let sa = docs.iter().find(|d| d["kind"] == "ServiceAccount").unwrap();
+    let user = format!(
+        "system:serviceaccount:{}:{}",
+        sa["metadata"]["namespace"].as_str().unwrap(),
+        sa["metadata"]["name"].as_str().unwrap()
+    );
+    let policy = docs
+        .iter()
+        .find(|d| d["kind"] == "ValidatingAdmissionPolicy")
+        .unwrap();
+    let condition = policy["spec"]["matchConditions"][0]["expression"]
+        .as_str()
+        .unwrap();
+    assert!(condition.contains(&format!("'{user}'")), "{condition}");
+    let binding = docs
+        .iter()
+        .find(|d| d["kind"] == "ValidatingAdmissionPolicyBinding")
+        .unwrap();
+    assert_eq!(binding["spec"]["policyName"], policy["metadata"]["name"]);
+    assert_eq!(strings(&binding["spec"]["validationActions"]), ["Deny"]);
 }

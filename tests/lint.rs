@@ -64,6 +64,7 @@ fn shell_scripts() -> Vec<PathBuf> {
         root().join("k8s/preview.sh"),
         root().join("docker/precompress.sh"),
         root().join("docker/build-image.sh"),
+        root().join("k8s/rbac/kubeconfig.sh"),
         root().join(".ci/run"),
     ];
     for dir in [".github/scripts", "bench"] {

@@ -7,7 +7,8 @@
 #
 # Env: BRANCH, IMAGE (repo@sha256:...), COMMIT_SHA, KUBECONFIG; pull access: REGISTRY_TOKEN
 # (a token with read:packages; REGISTRY_USER, default the actor) or IMAGE_PUBLIC=true;
-# GH_TOKEN and GITHUB_REPOSITORY, to check that the branch still exists.
+# GH_TOKEN and GITHUB_REPOSITORY, to check that the branch still exists; DEPLOYER
+# (NAMESPACE:NAME of the ServiceAccount of k8s/rbac/) when the kubeconfig is that one.
 set -euo pipefail
 
 : "${BRANCH:?}" "${IMAGE:?}"
@@ -53,15 +54,23 @@ fi
 
 # Pull access, before anything is applied: a private package with no pull secret is an
 # ImagePullBackOff on the first deploy, with nothing to roll back to.
+if [ -z "${REGISTRY_TOKEN:-}" ] && [ "${IMAGE_PUBLIC:-}" != true ]; then
+  fail "No pull access" "the cluster cannot pull \`$IMAGE\`: set the repository secret REGISTRY_TOKEN (a token with read:packages), or make the package public and set the repository variable IMAGE_PUBLIC=true."
+fi
+if [ -n "${REGISTRY_TOKEN:-}" ] || [ -n "${DEPLOYER:-}" ]; then
+  kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply -f -
+fi
+# With the least-privilege deployer (k8s/rbac/), it may work in the namespace once bound.
+if [ -n "${DEPLOYER:-}" ]; then
+  kubectl -n "$ns" create rolebinding tinyserve-deployer --clusterrole=tinyserve-preview-admin \
+    --serviceaccount="$DEPLOYER" --dry-run=client -o yaml | kubectl apply -f -
+fi
 pull_secret=""
 if [ -n "${REGISTRY_TOKEN:-}" ]; then
   pull_secret=tinyserve-pull
-  kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply -f -
   kubectl -n "$ns" create secret docker-registry "$pull_secret" --docker-server="$registry" \
     --docker-username="${REGISTRY_USER:-${GITHUB_ACTOR:-tinyserve}}" \
     --docker-password="$REGISTRY_TOKEN" --dry-run=client -o yaml | kubectl apply -f -
-elif [ "${IMAGE_PUBLIC:-}" != true ]; then
-  fail "No pull access" "the cluster cannot pull \`$IMAGE\`: set the repository secret REGISTRY_TOKEN (a token with read:packages), or make the package public and set the repository variable IMAGE_PUBLIC=true."
 fi
 
 render() { # IMAGE COMMIT
