@@ -14,6 +14,12 @@
 # annotation only; with PULL_SECRET set, pods pull with that secret. The namespace is
 # labelled app.kubernetes.io/part-of=tinyserve-previews and with a hash of the exact branch
 # name, and annotated with the name. Pipe it into `kubectl apply -f -`.
+#
+# Exposure (env): EXPOSURE=loadbalancer (default: a cloud load balancer per branch) or
+# EXPOSURE=ingress with PREVIEW_DOMAIN (one shared Ingress controller: host
+# <slug>.<PREVIEW_DOMAIN>, a ClusterIP Service; INGRESS_CLASS and CLUSTER_ISSUER optional,
+# the latter for cert-manager TLS). SOURCE_RANGES=CIDR,... admits only those clients.
+# AUTH_SECRET names a Secret whose key htpasswd the server requires (--basic-auth-file).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -64,7 +70,7 @@ case "${1-}" in
     exit 0
     ;;
   -h | --help)
-    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
 esac
@@ -107,6 +113,25 @@ trap 'rm -rf "$work"' EXIT
 # kustomize takes a base only by relative path.
 base=$(realpath --relative-to="$work" "$here")
 
+exposure=${EXPOSURE:-loadbalancer}
+case $exposure in
+  loadbalancer) ;;
+  ingress)
+    [[ ${PREVIEW_DOMAIN:-} =~ ^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$ ]] ||
+      die "EXPOSURE=ingress needs PREVIEW_DOMAIN, a DNS name like previews.example.com (got '${PREVIEW_DOMAIN:-}')"
+    ;;
+  *) die "EXPOSURE '$exposure' is neither loadbalancer nor ingress" ;;
+esac
+# SOURCE_RANGES: comma-separated CIDRs, as a YAML flow list.
+ranges=""
+if [ -n "${SOURCE_RANGES:-}" ]; then
+  IFS=, read -r -a cidrs <<<"$SOURCE_RANGES"
+  for c in "${cidrs[@]}"; do
+    [[ $c =~ ^[0-9a-fA-F.:]+/[0-9]{1,3}$ ]] || die "SOURCE_RANGES: '$c' is not a CIDR like 203.0.113.0/24"
+    ranges+="${ranges:+, }\"$c\""
+  done
+fi
+
 # The exact branch name as a YAML single-quoted string.
 quoted_branch="'${branch//\'/\'\'}'"
 cat >"$work/namespace.yaml" <<YAML
@@ -123,6 +148,47 @@ metadata:
     tinyserve.dev/branch: $quoted_branch
 YAML
 
+extra_resources=""
+if [ "$exposure" = ingress ]; then
+  host="$s.$PREVIEW_DOMAIN"
+  {
+    cat <<YAML
+# One host per branch on the shared Ingress controller (no load balancer of its own).
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: tinyserve
+  labels:
+    app.kubernetes.io/name: tinyserve
+YAML
+    if [ -n "${CLUSTER_ISSUER:-}" ] || [ -n "$ranges" ]; then
+      echo "  annotations:"
+      [ -z "${CLUSTER_ISSUER:-}" ] || printf '    cert-manager.io/cluster-issuer: "%s"\n' "$CLUSTER_ISSUER"
+      # ingress-nginx's name for it; other controllers have their own.
+      [ -z "$ranges" ] || printf '    nginx.ingress.kubernetes.io/whitelist-source-range: "%s"\n' "$SOURCE_RANGES"
+    fi
+    echo "spec:"
+    [ -z "${INGRESS_CLASS:-}" ] || printf '  ingressClassName: "%s"\n' "$INGRESS_CLASS"
+    if [ -n "${CLUSTER_ISSUER:-}" ]; then
+      printf '  tls:\n    - hosts: ["%s"]\n      secretName: tinyserve-tls\n' "$host"
+    fi
+    cat <<YAML
+  rules:
+    - host: "$host"
+      http:
+        paths:
+          - path: /
+            pathType: Prefix
+            backend:
+              service:
+                name: tinyserve
+                port:
+                  name: http
+YAML
+  } >"$work/ingress.yaml"
+  extra_resources="  - ingress.yaml"
+fi
+
 {
   cat <<YAML
 apiVersion: kustomize.config.k8s.io/v1beta1
@@ -131,6 +197,7 @@ namespace: $ns
 resources:
   - namespace.yaml
   - $base
+$extra_resources
 labels:
   - pairs:
       app.kubernetes.io/instance: "$s"
@@ -147,7 +214,9 @@ YAML
   fi
   pull_secret=${PULL_SECRET:-}
   [ -z "$pull_secret" ] || [[ $pull_secret =~ ^[a-z0-9]([-a-z0-9]*[a-z0-9])?$ ]] || die "PULL_SECRET '$pull_secret' is not a Kubernetes name"
-  if [ -n "$commit" ] || [ -n "$pull_secret" ]; then
+  auth_secret=${AUTH_SECRET:-}
+  [ -z "$auth_secret" ] || [[ $auth_secret =~ ^[a-z0-9]([-a-z0-9]*[a-z0-9])?$ ]] || die "AUTH_SECRET '$auth_secret' is not a Kubernetes name"
+  if [ -n "$commit" ] || [ -n "$pull_secret" ] || [ -n "$auth_secret" ]; then
     cat <<YAML
 patches:
   - target:
@@ -155,6 +224,8 @@ patches:
       name: tinyserve
     patch: |-
 YAML
+  elif [ "$exposure" = ingress ] || [ -n "$ranges" ]; then
+    echo "patches:"
   fi
   if [ -n "$commit" ]; then
     cat <<YAML
@@ -168,6 +239,42 @@ YAML
       - op: add
         path: /spec/template/spec/imagePullSecrets
         value: [{name: "$pull_secret"}]
+YAML
+  fi
+  if [ -n "$auth_secret" ]; then
+    cat <<YAML
+      - op: add
+        path: /spec/template/spec/volumes
+        value: [{name: auth, secret: {secretName: "$auth_secret", defaultMode: 0444}}]
+      - op: add
+        path: /spec/template/spec/containers/0/volumeMounts
+        value: [{name: auth, mountPath: /auth, readOnly: true}]
+      - op: add
+        path: /spec/template/spec/containers/0/env/-
+        value: {name: TINYSERVE_BASIC_AUTH_FILE, value: /auth/htpasswd}
+YAML
+  fi
+  if [ "$exposure" = ingress ]; then
+    cat <<YAML
+  - target:
+      kind: Service
+      name: tinyserve
+    patch: |-
+      - op: replace
+        path: /spec/type
+        value: ClusterIP
+      - op: remove
+        path: /spec/externalTrafficPolicy
+YAML
+  elif [ -n "$ranges" ]; then
+    cat <<YAML
+  - target:
+      kind: Service
+      name: tinyserve
+    patch: |-
+      - op: add
+        path: /spec/loadBalancerSourceRanges
+        value: [$ranges]
 YAML
   fi
 } >"$work/kustomization.yaml"

@@ -29,7 +29,9 @@ case "$*" in
     input=$(cat)
     images=$(printf '%s\n' "$input" | sed -n 's/^ *image: *//p' | sort -u | tr '\n' ' ')
     pull=$(printf '%s\n' "$input" | grep -q imagePullSecrets && echo ' pull-secret')
-    echo "$line [${images% }]$pull" >> "$FAKE_LOG"
+    auth=$(printf '%s\n' "$input" | grep -q TINYSERVE_BASIC_AUTH_FILE && echo ' auth')
+    ingress=$(printf '%s\n' "$input" | grep -q 'kind: Ingress' && echo ' ingress')
+    echo "$line [${images% }]$pull$auth$ingress" >> "$FAKE_LOG"
     [ -z "${FAKE_APPLY_FAIL:-}" ] || exit 1
     exit 0 ;;
   *"rollout status"*)
@@ -109,6 +111,9 @@ fn run(script: &str, env: &[(&str, &str)]) -> Run {
         .env_remove("REGISTRY_TOKEN")
         .env_remove("IMAGE_PUBLIC")
         .env_remove("DEPLOY_WEBHOOK_URL")
+        .env_remove("PREVIEW_HTPASSWD")
+        .env_remove("EXPOSURE")
+        .env_remove("DEPLOYER")
         .envs(env.iter().copied())
         .output()
         .unwrap();
@@ -464,5 +469,53 @@ fn with_the_least_privilege_deployer_the_namespace_is_bound_to_it_first() {
             "kubectl apply -f - []".to_string(),
             format!("kubectl apply -f - [{image}]"),
         ]
+    );
+}
+
+#[test]
+#[ignore = "needs kubectl"]
+fn a_password_protected_preview_on_a_shared_ingress() {
+    let (ns, image) = (namespace(), digest('a'));
+    let r = run(
+        DEPLOY,
+        &[
+            ("IMAGE", &image),
+            ("IMAGE_PUBLIC", "true"),
+            (
+                "PREVIEW_HTPASSWD",
+                "alice:$2y$05$abcdefghijklmnopqrstuu5Qj0Yk3w7HbRkWJ0DdnQZ1wX7Ypw9b2",
+            ),
+            ("EXPOSURE", "ingress"),
+            ("PREVIEW_DOMAIN", "previews.example.com"),
+            ("CLUSTER_ISSUER", "letsencrypt"),
+            ("FAKE_ROLLOUTS", "ok"),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.summary);
+    assert_eq!(
+        r.log[1],
+        format!("kubectl create namespace {ns} --dry-run=client -o yaml")
+    );
+    assert!(r.log[3].starts_with(&format!(
+        "kubectl -n {ns} create secret generic tinyserve-auth --from-literal=htpasswd=alice:"
+    )));
+    assert_eq!(
+        r.log[5],
+        format!("kubectl apply -f - [{image}] auth ingress")
+    );
+    assert!(
+        !r.log.iter().any(|l| l.contains("get service")),
+        "no load balancer to wait for"
+    );
+    let slug = ns.trim_start_matches("tinyserve-");
+    assert!(
+        r.summary
+            .contains(&format!("https://{slug}.previews.example.com/")),
+        "{}",
+        r.summary
+    );
+    assert!(
+        !r.summary.contains("$2y$"),
+        "the password hash reached the summary"
     );
 }

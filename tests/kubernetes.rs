@@ -493,6 +493,20 @@ fn kubernetes_validate_strict_accepts_every_render() {
         files.push(f);
     }
     files.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("k8s/rbac/deployer.yaml"));
+    let ingress = preview(
+        &["feature/ingress", "ghcr.io/o/r:v1"],
+        &[
+            ("EXPOSURE", "ingress"),
+            ("PREVIEW_DOMAIN", "previews.example.com"),
+            ("CLUSTER_ISSUER", "letsencrypt"),
+            ("SOURCE_RANGES", "203.0.113.0/24"),
+            ("AUTH_SECRET", "tinyserve-auth"),
+        ],
+    );
+    assert!(ingress.status.success());
+    let f = dir.path().join("render-ingress.yaml");
+    std::fs::write(&f, ingress.stdout).unwrap();
+    files.push(f);
     for version in ["1.32.0", "1.34.0"] {
         let out = Command::new("kubernetes-validate")
             .args(["--strict", "--quiet", "-k", version])
@@ -617,4 +631,76 @@ fn the_deployer_may_do_what_the_flow_needs_and_no_more() {
         .unwrap();
     assert_eq!(binding["spec"]["policyName"], policy["metadata"]["name"]);
     assert_eq!(strings(&binding["spec"]["validationActions"]), ["Deny"]);
+}
+
+#[test]
+#[ignore = "needs kubectl"]
+fn previews_on_a_shared_ingress_or_behind_source_ranges_and_a_password() {
+    let image = format!("ghcr.io/o/r:{SHA}");
+    let out = preview(
+        &["feature/x", &image],
+        &[
+            ("EXPOSURE", "ingress"),
+            ("PREVIEW_DOMAIN", "previews.example.com"),
+            ("INGRESS_CLASS", "nginx"),
+            ("SOURCE_RANGES", "203.0.113.0/24"),
+            ("AUTH_SECRET", "tinyserve-auth"),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple(&String::from_utf8(out.stdout).unwrap()).unwrap();
+    let of = |kind: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind}"))
+    };
+    assert_eq!(
+        of("Service")["spec"]["type"],
+        "ClusterIP",
+        "no load balancer per branch"
+    );
+    assert!(of("Service")["spec"].get("externalTrafficPolicy").is_none());
+    let slug = String::from_utf8(preview(&["--slug", "feature/x"], &[]).stdout).unwrap();
+    let ingress = of("Ingress");
+    assert_eq!(
+        ingress["spec"]["rules"][0]["host"],
+        format!("{}.previews.example.com", slug.trim())
+    );
+    assert_eq!(ingress["spec"]["ingressClassName"], "nginx");
+    assert_eq!(
+        ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"],
+        "tinyserve"
+    );
+    let pod = &of("Deployment")["spec"]["template"]["spec"];
+    assert_eq!(pod["volumes"][0]["secret"]["secretName"], "tinyserve-auth");
+    let env = pod["containers"][0]["env"].as_array().unwrap();
+    assert!(env
+        .iter()
+        .any(|e| e["name"] == "TINYSERVE_BASIC_AUTH_FILE" && e["value"] == "/auth/htpasswd"));
+    // The default: a load balancer per branch, here limited to the given ranges.
+    let out = preview(
+        &["feature/x", &image],
+        &[("SOURCE_RANGES", "203.0.113.0/24,2001:db8::/32")],
+    );
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple(&String::from_utf8(out.stdout).unwrap()).unwrap();
+    let service = docs.iter().find(|d| d["kind"] == "Service").unwrap();
+    assert_eq!(service["spec"]["type"], "LoadBalancer");
+    assert_eq!(
+        service["spec"]["loadBalancerSourceRanges"],
+        serde_json::json!(["203.0.113.0/24", "2001:db8::/32"])
+    );
+    assert!(!docs.iter().any(|d| d["kind"] == "Ingress"));
+    // Mistakes are refused with one line.
+    for (k, v) in [("EXPOSURE", "nodeport"), ("SOURCE_RANGES", "everyone")] {
+        let out = preview(&["feature/x", &image], &[(k, v)]);
+        assert_eq!(out.status.code(), Some(2), "{k}={v}");
+    }
+    let out = preview(&["feature/x", &image], &[("EXPOSURE", "ingress")]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PREVIEW_DOMAIN"));
 }

@@ -57,7 +57,7 @@ fi
 if [ -z "${REGISTRY_TOKEN:-}" ] && [ "${IMAGE_PUBLIC:-}" != true ]; then
   fail "No pull access" "the cluster cannot pull \`$IMAGE\`: set the repository secret REGISTRY_TOKEN (a token with read:packages), or make the package public and set the repository variable IMAGE_PUBLIC=true."
 fi
-if [ -n "${REGISTRY_TOKEN:-}" ] || [ -n "${DEPLOYER:-}" ]; then
+if [ -n "${REGISTRY_TOKEN:-}" ] || [ -n "${DEPLOYER:-}" ] || [ -n "${PREVIEW_HTPASSWD:-}" ]; then
   kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply -f -
 fi
 # With the least-privilege deployer (k8s/rbac/), it may work in the namespace once bound.
@@ -73,8 +73,17 @@ if [ -n "${REGISTRY_TOKEN:-}" ]; then
     --docker-password="$REGISTRY_TOKEN" --dry-run=client -o yaml | kubectl apply -f -
 fi
 
+# Previews behind a password: the server itself asks for it (--basic-auth-file), probes
+# excepted, whatever the exposure.
+auth_secret=""
+if [ -n "${PREVIEW_HTPASSWD:-}" ]; then
+  auth_secret=tinyserve-auth
+  kubectl -n "$ns" create secret generic "$auth_secret" --from-literal=htpasswd="$PREVIEW_HTPASSWD" \
+    --dry-run=client -o yaml | kubectl apply -f -
+fi
+
 render() { # IMAGE COMMIT
-  COMMIT_SHA=$2 PULL_SECRET=$pull_secret k8s/preview.sh "$BRANCH" "$1"
+  COMMIT_SHA=$2 PULL_SECRET=$pull_secret AUTH_SECRET=$auth_secret k8s/preview.sh "$BRANCH" "$1"
 }
 
 render "$IMAGE" "${COMMIT_SHA:-}" | kubectl apply -f - ||
@@ -107,15 +116,21 @@ kubectl annotate namespace "$ns" --overwrite \
   "tinyserve.dev/good-image=$IMAGE" "tinyserve.dev/good-commit=${COMMIT_SHA:-}" \
   "tinyserve.dev/deployed-at=$(date +%s)"
 
-# The cloud load balancer can take a while to get its address.
-address=""
-for _ in $(seq 1 60); do
-  address=$(kubectl -n "$ns" get service tinyserve \
-    -o jsonpath='{.status.loadBalancer.ingress[0].hostname}{.status.loadBalancer.ingress[0].ip}')
-  [ -n "$address" ] && break
-  sleep 5
-done
-url=${address:+http://$address/}
+if [ "${EXPOSURE:-loadbalancer}" = ingress ]; then
+  scheme=http
+  [ -z "${CLUSTER_ISSUER:-}" ] || scheme=https
+  url="$scheme://$(k8s/preview.sh --slug "$BRANCH").$PREVIEW_DOMAIN/"
+else
+  # The cloud load balancer can take a while to get its address.
+  address=""
+  for _ in $(seq 1 60); do
+    address=$(kubectl -n "$ns" get service tinyserve \
+      -o jsonpath='{.status.loadBalancer.ingress[0].hostname}{.status.loadBalancer.ingress[0].ip}')
+    [ -n "$address" ] && break
+    sleep 5
+  done
+  url=${address:+http://$address/}
+fi
 echo "url=${url}" >>"${GITHUB_OUTPUT:-/dev/null}"
 {
   echo "### :white_check_mark: $BRANCH deployed"
