@@ -49,10 +49,11 @@ fn workflows() -> Vec<(String, Value)> {
     out
 }
 
+/// Every step of every job (a job that calls a reusable workflow has none of its own).
 fn steps(doc: &Value) -> Vec<(String, &Value)> {
     let mut out = Vec::new();
     for (job, j) in doc["jobs"].as_object().unwrap() {
-        for s in j["steps"].as_array().unwrap() {
+        for s in j["steps"].as_array().into_iter().flatten() {
             out.push((job.clone(), s));
         }
     }
@@ -158,6 +159,10 @@ fn actions_are_pinned_by_full_sha_with_a_version_comment() {
             l.trim_start().starts_with("- uses:") || l.trim_start().starts_with("uses:")
         }) {
             let spec = line.split("uses:").nth(1).unwrap().trim();
+            if spec.starts_with("./") {
+                // A workflow of this repository, at this commit.
+                continue;
+            }
             let (action, rest) = spec
                 .split_once('@')
                 .unwrap_or_else(|| panic!("{name}: unpinned {spec}"));
@@ -187,8 +192,14 @@ fn permissions_are_least_privilege() {
                 for (scope, level) in p {
                     if level == "write" {
                         let allowed = match scope.as_str() {
-                            "packages" => name == "deliver.yml" && job == "image",
-                            "deployments" => name == "deliver.yml" && job == "deploy",
+                            "packages" => {
+                                (name == "deliver.yml" && job == "image")
+                                    || (name == "ci.yml" && job == "deliver")
+                            }
+                            "deployments" => {
+                                (name == "deliver.yml" && job == "deploy")
+                                    || (name == "ci.yml" && job == "deliver")
+                            }
                             _ => false,
                         };
                         assert!(allowed, "{name}/{job}: {scope}: write");
@@ -338,4 +349,50 @@ fn every_final_image_stage_sets_the_same_runtime_settings() {
     for stage in ["prebuilt-arm64", "image"] {
         assert_eq!(settings(stage), prebuilt, "{stage} differs from prebuilt");
     }
+}
+
+#[test]
+fn delivery_runs_only_after_ci_passed_and_e2e_tests_the_shipped_target() {
+    let all = workflows();
+    let doc = |file: &str| all.iter().find(|(n, _)| n == file).unwrap().1.clone();
+    let (ci, deliver) = (doc("ci.yml"), doc("deliver.yml"));
+    // deliver.yml has no trigger of its own: CI calls it, after the tests and the e2e.
+    let on: Vec<&String> = deliver["on"].as_object().unwrap().keys().collect();
+    assert_eq!(on, ["workflow_call"], "deliver.yml must only be called");
+    let job = &ci["jobs"]["deliver"];
+    assert_eq!(job["uses"], "./.github/workflows/deliver.yml");
+    assert_eq!(job["needs"], serde_json::json!(["test", "e2e"]));
+    assert_eq!(job["if"], "github.event_name == 'push'");
+    // The e2e builds the target deliver ships, and runs the delivery scripts themselves.
+    let shipped = steps(&deliver)
+        .into_iter()
+        .find(|(_, s)| s["id"] == "push")
+        .unwrap()
+        .1["with"]["target"]
+        .clone();
+    assert_eq!(shipped, "image");
+    let e2e_build = steps(&ci)
+        .into_iter()
+        .filter(|(j, _)| j == "e2e")
+        .filter_map(|(_, s)| s["run"].as_str().map(str::to_string))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        e2e_build.contains("docker build --target image"),
+        "{e2e_build}"
+    );
+    assert!(!e2e_build.contains("--target prebuilt"), "{e2e_build}");
+    let e2e = std::fs::read_to_string(root().join(".github/scripts/e2e.sh")).unwrap();
+    assert!(
+        e2e.contains(".github/scripts/deploy.sh") && e2e.contains(".github/scripts/cleanup.sh")
+    );
+    // Concurrency: pushes queue ("latest wins"), pull requests replace; a deploy never cancels.
+    assert_eq!(
+        ci["concurrency"]["cancel-in-progress"],
+        "${{ github.event_name == 'pull_request' }}"
+    );
+    assert_eq!(
+        deliver["jobs"]["deploy"]["concurrency"]["cancel-in-progress"],
+        false
+    );
 }

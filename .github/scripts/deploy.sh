@@ -7,7 +7,8 @@
 #
 # Env: BRANCH, IMAGE (repo@sha256:...), COMMIT_SHA, KUBECONFIG; pull access: REGISTRY_TOKEN
 # (a token with read:packages; REGISTRY_USER, default the actor) or IMAGE_PUBLIC=true;
-# GH_TOKEN and GITHUB_REPOSITORY, to check that the branch still exists; DEPLOYER
+# GH_TOKEN and GITHUB_REPOSITORY (or BRANCH_REPOSITORY, a fork's), to check that the
+# branch still exists; DEPLOYER
 # (NAMESPACE:NAME of the ServiceAccount of k8s/rbac/) when the kubeconfig is that one.
 set -euo pipefail
 
@@ -43,7 +44,8 @@ trap 'fail "Deploy failed" "\`$BASH_COMMAND\` failed (line $LINENO); see the job
 
 # A push and the branch's deletion can race: applying after the cleanup ran would bring the
 # environment back with nothing left to delete it.
-if ! out=$(gh api "repos/${GITHUB_REPOSITORY:?}/git/ref/heads/$BRANCH" --silent 2>&1); then
+repository=${BRANCH_REPOSITORY:-${GITHUB_REPOSITORY:?}}
+if ! out=$(gh api "repos/$repository/git/ref/heads/$BRANCH" --silent 2>&1); then
   if [[ $out == *"HTTP 404"* ]]; then
     echo "::notice title=Not deployed::$BRANCH no longer exists"
     echo "### :wastebasket: $BRANCH was deleted: nothing deployed" >>"$summary"
@@ -89,7 +91,8 @@ render() { # IMAGE COMMIT
 render "$IMAGE" "${COMMIT_SHA:-}" | kubectl apply -f - ||
   fail "Apply failed" "\`kubectl apply\` refused the manifests of \`$IMAGE\`; see the job log."
 
-if ! kubectl -n "$ns" rollout status deployment/tinyserve --timeout=300s; then
+timeout=${ROLLOUT_TIMEOUT:-300s}
+if ! kubectl -n "$ns" rollout status deployment/tinyserve --timeout="$timeout"; then
   echo "::group::events"
   kubectl -n "$ns" get events --sort-by=.lastTimestamp | tail -n 40 || true
   echo "::endgroup::"
@@ -105,7 +108,7 @@ if ! kubectl -n "$ns" rollout status deployment/tinyserve --timeout=300s; then
     fail "Rollout failed" "\`$IMAGE\` did not become ready, and there is no earlier ready image to restore."
   fi
   if render "$good" "$good_commit" | kubectl apply -f - &&
-    kubectl -n "$ns" rollout status deployment/tinyserve --timeout=300s; then
+    kubectl -n "$ns" rollout status deployment/tinyserve --timeout="$timeout"; then
     fail "Rollout failed" "\`$IMAGE\` did not become ready; restored \`$good\`, which is ready."
   fi
   fail "Rollout and restore failed" "\`$IMAGE\` did not become ready, and restoring \`$good\` did not become ready either."
