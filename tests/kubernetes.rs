@@ -587,8 +587,19 @@ fn the_deployer_may_do_what_the_flow_needs_and_no_more() {
         .find(|r| strings(&r["verbs"]) == ["bind"])
         .unwrap();
     assert_eq!(strings(&bind["resourceNames"]), ["tinyserve-preview-admin"]);
-    // In a preview namespace: get, create and patch of every kind the render holds.
-    let (_, render) = render("feature/rbac", &format!("ghcr.io/o/r:{SHA}"));
+    // In a preview namespace: get, create and patch of every kind either render holds.
+    let (_, mut render) = render("feature/rbac", &format!("ghcr.io/o/r:{SHA}"));
+    let ingress = crate::preview(
+        &["feature/rbac", &format!("ghcr.io/o/r:{SHA}")],
+        &[
+            ("EXPOSURE", "ingress"),
+            ("PREVIEW_DOMAIN", "previews.example.com"),
+        ],
+    );
+    render.extend(
+        serde_saphyr::from_multiple::<Value>(&String::from_utf8(ingress.stdout).unwrap()).unwrap(),
+    );
+    assert!(render.iter().any(|d| d["kind"] == "Ingress"));
     for doc in render.iter().filter(|d| d["kind"] != "Namespace") {
         let group = doc["apiVersion"]
             .as_str()
@@ -599,6 +610,7 @@ fn the_deployer_may_do_what_the_flow_needs_and_no_more() {
             "PodDisruptionBudget" => "poddisruptionbudgets".to_string(),
             "HorizontalPodAutoscaler" => "horizontalpodautoscalers".to_string(),
             "NetworkPolicy" => "networkpolicies".to_string(),
+            "Ingress" => "ingresses".to_string(),
             kind => kind.to_lowercase() + "s",
         };
         let allowed = preview.iter().any(|r| {
