@@ -19,10 +19,12 @@ digest_of() { # TAG: REGISTRY/tinyserve@sha256:... as the registry knows it (aft
     grep -m1 "^$REGISTRY/tinyserve@sha256:"
 }
 
-# The page as the Service's endpoints serve it: from a pod in the cluster.
+# The page as the Service's endpoints serve it: from a pod in the cluster, which the
+# namespace's Pod Security "restricted" admits.
 page() {
-  kubectl -n "$ns" run "probe-$RANDOM" --rm -i --restart=Never --quiet \
-    --image=busybox:1.37 -- wget -qO- http://tinyserve/
+  local pod="probe-$RANDOM"
+  kubectl -n "$ns" run "$pod" --rm -i --restart=Never --quiet --image=busybox:1.37 \
+    --overrides='{"spec":{"securityContext":{"runAsNonRoot":true,"runAsUser":65534,"seccompProfile":{"type":"RuntimeDefault"}},"containers":[{"name":"probe","image":"busybox:1.37","args":["wget","-qO-","http://tinyserve/"],"securityContext":{"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]}}}]}}'
 }
 
 deploy() { # IMAGE
