@@ -54,9 +54,7 @@ pub async fn serve(
     mut stop: watch::Receiver<bool>,
 ) {
     let segments = Arc::new(Segments::default());
-    let rest = Arc::new(Notify::new());
-    let mut timed = TimedIo::new(SendfileIo::new(stream, segments.clone()), shared.timeouts);
-    timed.notify_rest(rest.clone());
+    let timed = TimedIo::new(SendfileIo::new(stream, segments.clone()), shared.timeouts);
     let mut io = TokioIo::new(timed);
     // File bodies are placeholders that only a vectored writer passes on by reference.
     if let Err(e) = require_vectored(&io) {
@@ -69,6 +67,10 @@ pub async fn serve(
         peer,
     };
     loop {
+        // A fresh signal per hyper connection: a rest noticed before the last park must not
+        // end the next connection before it has read its request.
+        let rest = Arc::new(Notify::new());
+        io.inner_mut().notify_rest(rest.clone());
         // Boxed, so that a parked connection's task holds none of hyper's state.
         let mut conn = Box::new(shared.http.serve_connection(io, service.clone()));
         let (mut parking, mut stopping) = (false, false);
