@@ -66,6 +66,7 @@ fn shell_scripts() -> Vec<PathBuf> {
         root().join("docker/precompress.sh"),
         root().join("docker/build-image.sh"),
         root().join("k8s/rbac/kubeconfig.sh"),
+        root().join("fuzz/run.sh"),
         root().join(".ci/run"),
     ];
     for dir in [".github/scripts", "bench"] {
