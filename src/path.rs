@@ -5,6 +5,12 @@
 /// ACME challenges and app-site associations.
 pub const WELL_KNOWN: &str = ".well-known";
 
+/// Whether `path` is a probe (`/healthz`, `/readyz`): the server answers it whatever the
+/// site holds, and it needs no credentials (kubelets and load balancers have none).
+pub fn is_probe(path: &str) -> bool {
+    path == "/healthz" || path == "/readyz"
+}
+
 /// What a raw request path (as it came on the wire) means.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Checked<'a> {

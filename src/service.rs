@@ -84,7 +84,8 @@ impl SiteService {
     /// slow: the connection does that off the event loop, then calls [`Self::respond`]).
     pub fn needs_verifying<B>(&self, req: &Request<B>) -> Option<Arc<BasicAuth>> {
         let auth = self.shared.auth.as_ref()?;
-        (!is_probe(req.uri().path()) && auth.verdict(req.headers()) == Verdict::Unknown)
+        (!crate::path::is_probe(req.uri().path())
+            && auth.verdict(req.headers()) == Verdict::Unknown)
             .then(|| auth.clone())
     }
 
@@ -95,7 +96,7 @@ impl SiteService {
         let is_get = method == Method::GET;
         let draining = s.readiness.is_draining();
         let rules = Some(req.uri().path())
-            .filter(|p| !is_probe(p))
+            .filter(|p| !crate::path::is_probe(p))
             .map(|_| s.cache.rules())
             .filter(|r| !r.is_empty());
         let cors = s.cors.as_ref().map(|origins| cors::check(origins, req));
@@ -105,7 +106,7 @@ impl SiteService {
             tracing::debug!(why, "bad Host");
             s.text(StatusCode::BAD_REQUEST, "bad request: Host header\n")
         } else if s.auth.as_ref().is_some_and(|a| {
-            !is_probe(req.uri().path()) && a.verdict(req.headers()) != Verdict::Allowed
+            !crate::path::is_probe(req.uri().path()) && a.verdict(req.headers()) != Verdict::Allowed
         }) {
             let mut r = s.text(StatusCode::UNAUTHORIZED, "authentication required\n");
             r.headers_mut().insert(
@@ -411,12 +412,6 @@ impl Shared {
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         r
     }
-}
-
-/// Whether `path` is a probe, which needs no credentials (kubelets and load balancers
-/// have none).
-fn is_probe(path: &str) -> bool {
-    path == "/healthz" || path == "/readyz"
 }
 
 /// Whether a request for a missing path is a browser navigation, which a single-page app's

@@ -493,7 +493,7 @@ fn answers(
         return false;
     };
     let path = path.as_ref();
-    if path == "/healthz" || path == "/readyz" {
+    if crate::path::is_probe(path) {
         return true;
     }
     let served = |p: &str| site.files.contains_key(p) && sidecar_source(site, p).is_none();
