@@ -22,6 +22,14 @@ impl Encoding {
         (Encoding::Gzip, "gz"),
     ];
 
+    /// The file a sidecar's name stands beside, and its coding: `app.js.br` → (`app.js`,
+    /// brotli); `None` for a name without a sidecar's suffix.
+    pub fn sidecar_of(name: &str) -> Option<(&str, Encoding)> {
+        Encoding::SIDECARS
+            .iter()
+            .find_map(|(e, ext)| Some((name.strip_suffix(ext)?.strip_suffix('.')?, *e)))
+    }
+
     /// The `Content-Encoding` token, `None` for identity.
     pub fn token(self) -> Option<&'static str> {
         match self {

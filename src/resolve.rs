@@ -196,11 +196,9 @@ pub fn probe(root: &Root, key: &str) -> Probe {
     if !meta.is_file() {
         return Probe::Missing;
     }
-    for (_, ext) in Encoding::SIDECARS {
-        if let Some(base) = rel.strip_suffix(ext).and_then(|b| b.strip_suffix('.')) {
-            if open_meta(root, base).is_some_and(|(_, m, _)| m.is_file()) {
-                return Probe::Missing;
-            }
+    if let Some((base, _)) = Encoding::sidecar_of(rel) {
+        if open_meta(root, base).is_some_and(|(_, m, _)| m.is_file()) {
+            return Probe::Missing;
         }
     }
     let mut files = vec![Probed {

@@ -317,10 +317,7 @@ fn walk(root: &Root, dir: &Path, url: &str, site: &mut Site, report: &mut Report
 
 /// The source a sidecar belongs to, if `path` is one and the source exists.
 fn sidecar_source<'a>(site: &Site, path: &'a str) -> Option<(&'a str, Encoding)> {
-    Encoding::SIDECARS.iter().find_map(|(encoding, ext)| {
-        let base = path.strip_suffix(ext)?.strip_suffix('.')?;
-        site.files.contains_key(base).then_some((base, *encoding))
-    })
+    Encoding::sidecar_of(path).filter(|(base, _)| site.files.contains_key(*base))
 }
 
 fn read(root: &Root, path: &str) -> io::Result<Vec<u8>> {
