@@ -168,8 +168,9 @@ fn gzip(data: &[u8], source: &[u8]) -> Verdict {
     }
 }
 
-/// CRC-32 (IEEE, reflected), bit by bit: sidecars are checked once, at build time.
-fn crc32(data: &[u8]) -> u32 {
+/// CRC-32 (IEEE, reflected) as gzip's trailer holds it, bit by bit: sidecars are checked
+/// once, at build time.
+pub fn crc32(data: &[u8]) -> u32 {
     let mut crc = !0u32;
     for &b in data {
         crc ^= b as u32;
