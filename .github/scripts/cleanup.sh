@@ -8,13 +8,9 @@ set -euo pipefail
 
 : "${BRANCH:?}"
 summary=${GITHUB_STEP_SUMMARY:-/dev/stdout}
-if [ -z "${KUBECONFIG_DATA:-}" ]; then
-  echo "::notice title=Cleanup skipped::No KUBECONFIG secret is configured; nothing was deployed."
-  exit 0
-fi
-umask 077
-export KUBECONFIG="${RUNNER_TEMP:-/tmp}/kubeconfig"
-printf '%s' "$KUBECONFIG_DATA" >"$KUBECONFIG"
+# shellcheck disable=SC1091 # checked on its own
+. "$(dirname "$0")/kubeconfig.sh"
+kubeconfig_from_secret Cleanup
 
 selector=$(k8s/preview.sh --selector "$BRANCH")
 kubectl delete namespace -l "$selector" --wait=true --timeout=10m

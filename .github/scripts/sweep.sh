@@ -9,13 +9,9 @@
 set -euo pipefail
 
 summary=${GITHUB_STEP_SUMMARY:-/dev/stdout}
-if [ -z "${KUBECONFIG_DATA:-}" ]; then
-  echo "::notice title=Sweep skipped::No KUBECONFIG secret is configured; nothing was deployed."
-  exit 0
-fi
-umask 077
-export KUBECONFIG="${RUNNER_TEMP:-/tmp}/kubeconfig"
-printf '%s' "$KUBECONFIG_DATA" >"$KUBECONFIG"
+# shellcheck disable=SC1091 # checked on its own
+. "$(dirname "$0")/kubeconfig.sh"
+kubeconfig_from_secret Sweep
 
 max_age_days=${MAX_AGE_DAYS:-14}
 [[ $max_age_days =~ ^[0-9]+$ ]] || { echo "MAX_AGE_DAYS '$max_age_days' is not a whole number of days" >&2; exit 2; }
