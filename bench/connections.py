@@ -124,34 +124,25 @@ def open_active(port, n):
     return socks
 
 
+def held(proc, socks, settle):
+    """The server's RSS with `socks` open `settle` seconds, then a second after closing them."""
+    time.sleep(settle)
+    with_them = rss_kib(children(proc.pid))
+    for s in socks:
+        s.close()
+    time.sleep(1)
+    return with_them, rss_kib(children(proc.pid))
+
+
 def measure(name, proc, port, idle, active, rate):
     wait_port(port)
     time.sleep(0.5)
-    pids = children(proc.pid)
-    base = rss_kib(pids)
-    socks = open_idle(port, idle)
+    base = rss_kib(children(proc.pid))
     # tinyserve parks a connection that has rested one tick of its timers (2.5 s with the
     # default 10 s header timeout): wait past two.
-    time.sleep(6)
-    with_idle = rss_kib(children(proc.pid))
-    for s in socks:
-        s.close()
-    time.sleep(1)
-    after_idle = rss_kib(children(proc.pid))
-    socks = open_idle(port, idle, rate)
-    time.sleep(6)
-    with_steady = rss_kib(children(proc.pid))
-    for s in socks:
-        s.close()
-    time.sleep(1)
-    after_idle = rss_kib(children(proc.pid))
-    socks = open_active(port, active)
-    time.sleep(2)
-    with_active = rss_kib(children(proc.pid))
-    for s in socks:
-        s.close()
-    time.sleep(1)
-    end = rss_kib(children(proc.pid))
+    with_idle, _ = held(proc, open_idle(port, idle), 6)
+    with_steady, after_idle = held(proc, open_idle(port, idle, rate), 6)
+    with_active, end = held(proc, open_active(port, active), 2)
     proc.terminate()
     proc.wait(timeout=20)
     return {
