@@ -17,7 +17,8 @@
 //! - [`server`]: the accept loop, the connection cap and the shutdown sequence;
 //!   [`connection`]: one client's connection, timeouts ([`idle`]) and parking between
 //!   requests; [`run`] is the entry point tests call with their own shutdown future.
-//! - [`signal`], [`logging`], [`healthcheck`]: what `main` wires up around [`run`].
+//! - [`signal`], [`logging`], [`healthcheck`]: what `main` wires up around [`run`];
+//!   [`small_alloc`], the binary's allocator (musl's behind a per-thread cache).
 //! - [`check`]: the `tinyserve check` subcommand, a linter for the site.
 
 pub mod auth;
@@ -52,6 +53,7 @@ pub mod server;
 pub mod service;
 pub mod sieve;
 pub mod signal;
+pub mod small_alloc;
 pub mod store;
 pub mod watch;
 
