@@ -274,7 +274,8 @@ def run_all(servers, cmds, ports, args, raw: Path) -> dict:
                 r["idle_rss_kb"], r["idle_threads"] = rss_kb(procs[name].pid), threads(procs[name].pid)
         for scen, path, conns in SCENARIOS + [("100MB", "/p100m.bin", 1)]:
             for rep in range(1, args.repeats + 1):
-                order = servers[rep - 1:] + servers[:rep - 1]  # rotate, so no server always goes first
+                k = (rep - 1) % len(servers)  # rotate, so no server always goes first
+                order = servers[k:] + servers[:k]
                 print(f"{scen} round {rep}/{args.repeats}: {', '.join(order)}", file=sys.stderr, flush=True)
                 for name in order:
                     if scen == "100MB":
