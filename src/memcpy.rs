@@ -43,8 +43,8 @@ mod tests {
     #[test]
     fn overlapping_copies_to_a_lower_address_work_like_memmove() {
         // musl's memmove relies on this (as __memcpy_fwd) when dst < src.
-        for len in (0..=200).chain([1000, 4096]) {
-            for shift in [1usize, 3, 8, 15, 16, 31, 64] {
+        for len in (0..=300).chain([1000, 4096]) {
+            for shift in [1usize, 3, 8, 15, 16, 31, 64, 65, 100, 250] {
                 let mut buf: Vec<u8> = (0..len + shift).map(|i| (i * 13 + 1) as u8).collect();
                 let expected: Vec<u8> = buf[shift..shift + len].to_vec();
                 unsafe { tinyserve_memcpy(buf.as_mut_ptr(), buf.as_ptr().add(shift), len) };
