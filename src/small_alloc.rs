@@ -228,6 +228,19 @@ mod tests {
         Layout::from_size_align(size, align).unwrap()
     }
 
+    /// Runs `test` on a new thread that keeps its freed blocks, then releases them (the
+    /// test's thread keeps its own lists apart from every other test's).
+    fn on_a_caching_thread(test: impl FnOnce(&SmallAlloc) + Send + 'static) {
+        std::thread::spawn(move || {
+            cache_this_thread();
+            test(&SmallAlloc);
+            release_this_thread();
+            assert_eq!(kept_blocks(), 0);
+        })
+        .join()
+        .unwrap();
+    }
+
     #[test]
     fn sizes_round_to_their_class_and_large_or_overaligned_ones_are_not_cached() {
         assert_eq!(class_of(&layout(1, 1)), Some(0));
@@ -248,9 +261,7 @@ mod tests {
 
     #[test]
     fn a_freed_block_is_reused_whole_on_a_caching_thread_and_released_at_its_end() {
-        std::thread::spawn(|| {
-            let a = SmallAlloc;
-            cache_this_thread();
+        on_a_caching_thread(|a| {
             let before = kept_blocks();
             unsafe {
                 let l = layout(100, 8);
@@ -280,43 +291,32 @@ mod tests {
                 a.dealloc(p, layout(64, 8));
             }
             assert_eq!(kept_blocks(), 0);
-        })
-        .join()
-        .unwrap();
+        });
     }
 
     #[test]
     fn zeroed_blocks_are_zero_even_when_reused() {
-        std::thread::spawn(|| {
-            let a = SmallAlloc;
-            cache_this_thread();
-            unsafe {
-                let l = layout(200, 8);
-                let p = a.alloc(l);
-                ptr::write_bytes(p, 0xFF, 200);
-                a.dealloc(p, l);
-                let q = a.alloc_zeroed(l);
-                assert_eq!(q, p, "the dirty block is the one reused");
-                assert!(std::slice::from_raw_parts(q, 200).iter().all(|&b| b == 0));
-                a.dealloc(q, l);
-                let big = layout(1 << 20, 8);
-                let r = a.alloc_zeroed(big);
-                assert!(std::slice::from_raw_parts(r, 1 << 20)
-                    .iter()
-                    .all(|&b| b == 0));
-                a.dealloc(r, big);
-            }
-            release_this_thread();
-        })
-        .join()
-        .unwrap();
+        on_a_caching_thread(|a| unsafe {
+            let l = layout(200, 8);
+            let p = a.alloc(l);
+            ptr::write_bytes(p, 0xFF, 200);
+            a.dealloc(p, l);
+            let q = a.alloc_zeroed(l);
+            assert_eq!(q, p, "the dirty block is the one reused");
+            assert!(std::slice::from_raw_parts(q, 200).iter().all(|&b| b == 0));
+            a.dealloc(q, l);
+            let big = layout(1 << 20, 8);
+            let r = a.alloc_zeroed(big);
+            assert!(std::slice::from_raw_parts(r, 1 << 20)
+                .iter()
+                .all(|&b| b == 0));
+            a.dealloc(r, big);
+        });
     }
 
     #[test]
     fn a_thread_keeps_at_most_its_cap_per_class() {
-        std::thread::spawn(|| {
-            let a = SmallAlloc;
-            cache_this_thread();
+        on_a_caching_thread(|a| {
             let l = layout(2000, 8);
             let class = class_of(&l).unwrap();
             let blocks: Vec<*mut u8> = (0..100).map(|_| unsafe { a.alloc(l) }).collect();
@@ -324,10 +324,7 @@ mod tests {
                 unsafe { a.dealloc(b, l) };
             }
             assert_eq!(kept_blocks(), class_cap(class) as usize);
-            release_this_thread();
-        })
-        .join()
-        .unwrap();
+        });
     }
 
     #[test]
@@ -337,18 +334,12 @@ mod tests {
         let a = SmallAlloc;
         let l = layout(40, 8);
         let p = unsafe { a.alloc(l) } as usize;
-        std::thread::spawn(move || {
-            cache_this_thread();
-            unsafe {
-                a.dealloc(p as *mut u8, l);
-                let q = a.alloc(layout(48, 16));
-                assert_eq!(q as usize, p);
-                ptr::write_bytes(q, 1, 48);
-                a.dealloc(q, layout(48, 16));
-            }
-            release_this_thread();
-        })
-        .join()
-        .unwrap();
+        on_a_caching_thread(move |a| unsafe {
+            a.dealloc(p as *mut u8, l);
+            let q = a.alloc(layout(48, 16));
+            assert_eq!(q as usize, p);
+            ptr::write_bytes(q, 1, 48);
+            a.dealloc(q, layout(48, 16));
+        });
     }
 }

@@ -493,19 +493,31 @@ mod tests {
         store.update_variant(key, 0, id, |v| v.resident = Resident::Open(file));
     }
 
+    /// A store of `memory` bytes and `open_files` descriptors keeping two 100-byte files,
+    /// `/a` and `/b`, with nothing of their bytes yet; their descriptors and identities.
+    fn store_of_two(
+        dir: &tempfile::TempDir,
+        memory: u64,
+        open_files: usize,
+    ) -> (Store, [(File, FileId); 2]) {
+        let mut store = Store::new(Limits {
+            memory,
+            file_max: 8192,
+            entries: 100,
+            open_files,
+        });
+        let files = ["/a", "/b"].map(|key| {
+            let (found, file, id) = small_file(dir, key, 100);
+            store.keep(key, found, 1);
+            (file, id)
+        });
+        (store, files)
+    }
+
     #[test]
     fn a_small_file_whose_descriptor_was_dropped_is_still_warm_at_its_second_request() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::new(Limits {
-            memory: 1 << 20,
-            file_max: 8192,
-            entries: 100,
-            open_files: 1,
-        });
-        let (a, file_a, id_a) = small_file(&dir, "/a", 100);
-        let (b, file_b, id_b) = small_file(&dir, "/b", 100);
-        store.keep("/a", a, 1);
-        store.keep("/b", b, 1);
+        let (mut store, [(file_a, id_a), (file_b, id_b)]) = store_of_two(&dir, 1 << 20, 1);
         // First request for /a: sent from a descriptor, not worth memory yet.
         assert!(!store.warm_up("/a"));
         open(&mut store, "/a", file_a, id_a);
@@ -523,17 +535,8 @@ mod tests {
     fn dropped_bytes_start_the_count_over() {
         let dir = tempfile::tempdir().unwrap();
         // Room for two entries and one file's 100 bytes.
-        let memory = 2 * (ENTRY_BYTES + 2) + 150;
-        let mut store = Store::new(Limits {
-            memory,
-            file_max: 8192,
-            entries: 100,
-            open_files: 10,
-        });
-        let (a, _, id_a) = small_file(&dir, "/a", 100);
-        let (b, _, id_b) = small_file(&dir, "/b", 100);
-        store.keep("/a", a, 1);
-        store.keep("/b", b, 1);
+        let (mut store, [(_, id_a), (_, id_b)]) =
+            store_of_two(&dir, 2 * (ENTRY_BYTES + 2) + 150, 10);
         assert!(!store.warm_up("/a"));
         assert!(store.warm_up("/a"));
         let bytes = Bytes::from(vec![b'x'; 100]);
