@@ -413,8 +413,8 @@ impl Store {
             victim.weight[which] = 0;
             // Only dropped bytes start the count of requests over: a small file whose
             // descriptor is dropped before its second request must still be kept in memory
-            // at that request. (Reset here too, a popular small page bounced between the
-            // two budgets: measured, 14% of the Zipf requests of bench/ opened a file.)
+            // at that request. (With the count reset here too, a popular small page bounced
+            // between the two budgets: 14% of bench/'s Zipf requests opened a file.)
             if which == MEMORY {
                 victim.warm = false;
             }
@@ -466,8 +466,8 @@ mod tests {
     use bytes::Bytes;
     use std::fs::File;
 
-    /// A kept entry for a small file of `len` bytes (a real one, for its identity),
-    /// holding `resident`.
+    /// An entry for a new small file of `len` bytes (a real one, for its identity) with
+    /// nothing of it held, its descriptor and its identity.
     fn small_file(dir: &tempfile::TempDir, key: &str, len: usize) -> (Found, File, FileId) {
         let path = dir.path().join(key.trim_start_matches('/'));
         std::fs::write(&path, vec![b'x'; len]).unwrap();
