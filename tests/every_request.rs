@@ -99,6 +99,21 @@ fn pipelined_requests_then_a_half_close_get_every_response() {
 }
 
 /// The access lines (JSON) logged so far.
+/// A server on `workers` that writes JSON log lines and serves `/metrics`.
+fn logged_and_metered(root: &std::path::Path, workers: &str) -> Server {
+    Server::start(
+        root,
+        &[
+            "--workers",
+            workers,
+            "--log-format",
+            "json",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ],
+    )
+}
+
 fn access_lines(s: &Server) -> Vec<String> {
     s.lines
         .lock()
@@ -113,17 +128,7 @@ fn access_lines(s: &Server) -> Vec<String> {
 fn requests_refused_while_parsing_are_logged_and_counted_once() {
     for workers in RUNTIMES {
         let site = demo_site();
-        let s = Server::start(
-            site.path(),
-            &[
-                "--workers",
-                workers,
-                "--log-format",
-                "json",
-                "--metrics-listen",
-                "127.0.0.1:0",
-            ],
-        );
+        let s = logged_and_metered(site.path(), workers);
         let huge = format!(
             "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
             "a".repeat(20_000)
@@ -210,17 +215,7 @@ fn an_aborted_download_is_logged_and_counted_with_the_bytes_that_left() {
     let big = pattern(16 << 20, 5);
     write(site.path(), "big.bin", &big);
     for workers in RUNTIMES {
-        let s = Server::start(
-            site.path(),
-            &[
-                "--workers",
-                workers,
-                "--log-format",
-                "json",
-                "--metrics-listen",
-                "127.0.0.1:0",
-            ],
-        );
+        let s = logged_and_metered(site.path(), workers);
         let bytes_before = metric(&s.metrics(), "tinyserve_http_response_body_bytes_total");
         let mut c = TcpStream::connect(s.addr).unwrap();
         // A small receive buffer, so the server's socket fills up soon.
