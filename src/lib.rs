@@ -4,7 +4,7 @@
 //! - [`config`]: flags and environment variables into a validated [`Config`].
 //! - [`path`]: percent-decoding and the rule for what no servable path can be.
 //! - [`cache`]: what request paths name ([`entry`]), loaded on first use ([`resolve`]),
-//!   kept within budgets by [`store`] with [`sieve`] eviction orders, kept fresh by
+//!   kept within budgets by [`store`] with [`s3fifo`] eviction orders, kept fresh by
 //!   [`watch`]; ETags from content, checked against each file's identity ([`file_id`]).
 //! - [`negotiate`] (`Accept-Encoding`), [`headers`] (dates, `Cache-Control` policy),
 //!   [`mime`], [`conditional`] (RFC 9110 preconditions and ranges).
@@ -48,10 +48,10 @@ pub mod path;
 pub mod proxies;
 pub mod resolve;
 pub mod rules;
+pub mod s3fifo;
 pub mod sendfile;
 pub mod server;
 pub mod service;
-pub mod sieve;
 pub mod signal;
 pub mod small_alloc;
 pub mod store;

@@ -1,8 +1,8 @@
-//! The cache's bookkeeping: entries by key in slots, their eviction orders ([`Sieve`]) and
+//! The cache's bookkeeping: entries by key in slots, their eviction orders ([`S3Fifo`]) and
 //! the budgets they are held to. It never touches the file system; [`crate::cache`] does
 //! that and hands it what it found.
 //!
-//! Two budgets beside the entry count, each with its own SIEVE order:
+//! Two budgets beside the entry count, each with its own S3-FIFO order:
 //! - memory (`--cache-max`): every entry at [`ENTRY_BYTES`] plus its key's length, and the
 //!   bytes of small files; content makes room for entries;
 //! - open files (`--cache-open-files`): descriptors, sent with `sendfile`.
@@ -17,7 +17,7 @@ use crate::entry::{Asset, Found, Resident, Variant};
 use crate::file_id::FileId;
 use crate::negotiate::Encoding;
 use crate::resolve::{Etag, Probe};
-use crate::sieve::Sieve;
+use crate::s3fifo::S3Fifo;
 
 /// The cache's bounds.
 #[derive(Debug, Clone, Copy)]
@@ -88,7 +88,7 @@ struct Slot {
 
 /// A budget: an eviction order and what its members use.
 struct Budget {
-    order: Sieve,
+    order: S3Fifo,
     used: u64,
     limit: u64,
 }
@@ -99,7 +99,7 @@ pub struct Store {
     slots: Vec<Option<Slot>>,
     free: Vec<u32>,
     index: HashMap<Arc<str>, u32>,
-    entries: Sieve,
+    entries: S3Fifo,
     /// What the entries are charged against `--cache-max` ([`entry_cost`]).
     entry_bytes: u64,
     budgets: [Budget; 2],
@@ -126,7 +126,7 @@ impl Store {
     /// An empty store held to `limits`.
     pub fn new(limits: Limits) -> Store {
         let budget = |limit| Budget {
-            order: Sieve::default(),
+            order: S3Fifo::default(),
             used: 0,
             limit,
         };
@@ -135,7 +135,7 @@ impl Store {
             slots: Vec::new(),
             free: Vec::new(),
             index: HashMap::new(),
-            entries: Sieve::default(),
+            entries: S3Fifo::default(),
             entry_bytes: 0,
             budgets: [budget(limits.memory), budget(limits.open_files as u64)],
             hashing: HashSet::new(),
@@ -280,7 +280,7 @@ impl Store {
         }
     }
 
-    /// A new, empty slot for `key`, evicting the entry SIEVE picks if the cache is full.
+    /// A new, empty slot for `key`, evicting the entry its order picks if the cache is full.
     fn new_slot(&mut self, key: &str) -> u32 {
         let cost = entry_cost(key);
         let memory = self.budgets[MEMORY].limit;
@@ -314,7 +314,7 @@ impl Store {
             }
         };
         self.index.insert(key, id);
-        self.entries.insert(id);
+        self.entries.insert(id, 1, None);
         id
     }
 
@@ -322,10 +322,11 @@ impl Store {
         let Some(slot) = self.slots[id as usize].take() else {
             return;
         };
+        // Unconditionally: the orders also forget what they remember of the id, which the
+        // next new slot may reuse for another key.
         self.entries.remove(id);
         for (b, w) in self.budgets.iter_mut().zip(slot.weight) {
-            if b.order.contains(id) {
-                b.order.remove(id);
+            if b.order.remove(id).is_some() {
                 b.used -= w;
             }
         }
@@ -367,10 +368,15 @@ impl Store {
             let old = slot.weight[which];
             let need = weight(&slot.found, which);
             let budget = &mut self.budgets[which];
-            if budget.order.contains(id) {
-                budget.order.remove(id);
+            // A member keeps its place and frequency across a change of weight; one that
+            // is not (its bytes or descriptor dropped) keeps what its order remembers of
+            // it, so it is not removed.
+            let standing = if budget.order.contains(id) {
                 budget.used -= old;
-            }
+                budget.order.remove(id)
+            } else {
+                None
+            };
             let limit = self.limit(which);
             if need > 0 {
                 self.make_room(which, need, limit);
@@ -378,7 +384,7 @@ impl Store {
             let budget = &mut self.budgets[which];
             let slot = self.slots[id as usize].as_mut().expect("slot");
             if need > 0 && budget.used + need <= limit {
-                budget.order.insert(id);
+                budget.order.insert(id, need, standing);
                 budget.used += need;
                 slot.weight[which] = need;
             } else {
@@ -399,7 +405,7 @@ impl Store {
         }
     }
 
-    /// Drops what budget `which` counts from the members SIEVE picks, until `need` more
+    /// Drops what budget `which` counts from the members its order picks, until `need` more
     /// fits within `limit` or nothing is left to drop.
     fn make_room(&mut self, which: usize, need: u64, limit: u64) {
         let budget = &mut self.budgets[which];
