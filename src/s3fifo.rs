@@ -19,12 +19,16 @@
 //! a while and one asked for every second look alike to it as soon as both were hit once.
 //!
 //! Members are small integer ids chosen by the caller (slots of its own table), each with a
-//! weight (bytes, or 1); all of an id's state sits in one 20-byte record.
+//! weight (bytes, or 1). What a hit reads and writes (queue and frequency) is 2 bytes per id
+//! in an array of its own, apart from the 16-byte links that only eviction follows: the hit
+//! path of a cache of 65 536 entries touches 128 KiB, which stays in the CPU's caches,
+//! instead of one 20-byte record in 1.3 MiB per order, a memory read per order per hit.
 
 const NIL: u32 = u32::MAX;
 
 /// Which queue an id is in.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
 enum Queue {
     Out,
     Small,
@@ -34,7 +38,19 @@ enum Queue {
 /// Most hits counted: a member with this many goes round the main queue this many times.
 const MAX_FREQ: u8 = 3;
 
-/// One id's record.
+/// What a hit on an id reads and writes.
+#[derive(Clone, Copy)]
+struct Hot {
+    queue: Queue,
+    freq: u8,
+}
+
+const OUT: Hot = Hot {
+    queue: Queue::Out,
+    freq: 0,
+};
+
+/// Where an id is linked, and what eviction needs to know of it.
 #[derive(Clone, Copy)]
 struct Link {
     /// Towards the newest member of its queue.
@@ -45,8 +61,6 @@ struct Link {
     weight: u32,
     /// The small-queue eviction count when it was dropped from the small queue; 0: none.
     ghost: u32,
-    freq: u8,
-    queue: Queue,
 }
 
 const UNLINKED: Link = Link {
@@ -54,8 +68,6 @@ const UNLINKED: Link = Link {
     older: NIL,
     weight: 0,
     ghost: 0,
-    freq: 0,
-    queue: Queue::Out,
 };
 
 /// One FIFO queue, linked through the shared records.
@@ -83,6 +95,7 @@ pub struct Standing {
 
 /// An S3-FIFO order of weighted ids.
 pub struct S3Fifo {
+    hot: Vec<Hot>,
     links: Vec<Link>,
     small: Fifo,
     main: Fifo,
@@ -94,6 +107,7 @@ pub struct S3Fifo {
 impl Default for S3Fifo {
     fn default() -> Self {
         S3Fifo {
+            hot: Vec::new(),
             links: Vec::new(),
             small: EMPTY,
             main: EMPTY,
@@ -115,9 +129,9 @@ impl S3Fifo {
 
     /// Whether `id` is a member.
     pub fn contains(&self, id: u32) -> bool {
-        self.links
+        self.hot
             .get(id as usize)
-            .is_some_and(|l| l.queue != Queue::Out)
+            .is_some_and(|h| h.queue != Queue::Out)
     }
 
     /// Adds `id` (not a member) with `weight`: where it stood if given, else to the main
@@ -126,6 +140,7 @@ impl S3Fifo {
         let i = id as usize;
         if self.links.len() <= i {
             self.links.resize(i + 1, UNLINKED);
+            self.hot.resize(i + 1, OUT);
         }
         assert!(!self.contains(id), "id {id} is a member already");
         let remembered = self.links[i].ghost != 0
@@ -137,15 +152,15 @@ impl S3Fifo {
         };
         self.links[i].weight = weight.min(u32::MAX as u64) as u32;
         self.links[i].ghost = 0;
-        self.links[i].freq = freq;
+        self.hot[i].freq = freq;
         self.push(id, queue);
     }
 
     /// Records a hit on `id` (a no-op if it is not a member).
     pub fn touch(&mut self, id: u32) {
-        if let Some(l) = self.links.get_mut(id as usize) {
-            if l.queue != Queue::Out && l.freq < MAX_FREQ {
-                l.freq += 1;
+        if let Some(h) = self.hot.get_mut(id as usize) {
+            if h.queue != Queue::Out && h.freq < MAX_FREQ {
+                h.freq += 1;
             }
         }
     }
@@ -153,11 +168,11 @@ impl S3Fifo {
     /// Removes `id` and forgets that the small queue ever dropped it (its id may be given
     /// to another key next). Returns where it stood if it was a member.
     pub fn remove(&mut self, id: u32) -> Option<Standing> {
-        let l = self.links.get_mut(id as usize)?;
-        l.ghost = 0;
+        self.links.get_mut(id as usize)?.ghost = 0;
+        let h = self.hot[id as usize];
         let standing = Standing {
-            queue: l.queue,
-            freq: l.freq,
+            queue: h.queue,
+            freq: h.freq,
         };
         if standing.queue == Queue::Out {
             return None;
@@ -175,13 +190,13 @@ impl S3Fifo {
             if self.small.len > 0 && (self.small.weight * 10 >= total || self.main.len == 0) {
                 let id = self.small.oldest;
                 self.unlink(id);
-                let l = &mut self.links[id as usize];
-                if l.freq > 0 {
-                    l.freq = 0;
+                let h = &mut self.hot[id as usize];
+                if h.freq > 0 {
+                    h.freq = 0;
                     self.push(id, Queue::Main);
                     continue;
                 }
-                l.ghost = self.dropped;
+                self.links[id as usize].ghost = self.dropped;
                 self.dropped = self.dropped.wrapping_add(1).max(1);
                 return Some(id);
             }
@@ -190,9 +205,9 @@ impl S3Fifo {
             }
             let id = self.main.oldest;
             self.unlink(id);
-            let l = &mut self.links[id as usize];
-            if l.freq > 0 {
-                l.freq -= 1;
+            let h = &mut self.hot[id as usize];
+            if h.freq > 0 {
+                h.freq -= 1;
                 self.push(id, Queue::Main);
                 continue;
             }
@@ -225,18 +240,18 @@ impl S3Fifo {
         let l = &mut self.links[id as usize];
         l.older = older;
         l.newer = NIL;
-        l.queue = queue;
+        self.hot[id as usize].queue = queue;
     }
 
-    /// Unlinks member `id` from its queue; its record keeps its weight, frequency, ghost.
+    /// Unlinks member `id` from its queue; it keeps its weight, frequency and ghost stamp.
     fn unlink(&mut self, id: u32) {
         let Link {
             newer,
             older,
             weight,
-            queue,
             ..
         } = self.links[id as usize];
+        let queue = self.hot[id as usize].queue;
         match newer {
             NIL => self.fifo(queue).newest = older,
             n => self.links[n as usize].older = older,
@@ -251,7 +266,7 @@ impl S3Fifo {
         let l = &mut self.links[id as usize];
         l.newer = NIL;
         l.older = NIL;
-        l.queue = Queue::Out;
+        self.hot[id as usize].queue = Queue::Out;
     }
 }
 

@@ -11,6 +11,7 @@
 //! dropped keeps its metadata and ETag and is read or opened again when next sent.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 
 use crate::entry::{Asset, Found, Resident, Variant};
@@ -74,7 +75,7 @@ fn entry_cost(key: &str) -> u64 {
 }
 
 struct Slot {
-    key: Arc<str>,
+    key: Box<str>,
     found: Found,
     /// The watch generation it was last checked at.
     checked: u64,
@@ -98,7 +99,12 @@ pub struct Store {
     limits: Limits,
     slots: Vec<Option<Slot>>,
     free: Vec<u32>,
-    index: HashMap<Arc<str>, u32>,
+    /// Slot ids by their key's hash, 4 bytes a bucket: on a large site the table stays in
+    /// the CPU's caches, where a map of keys (24 bytes a bucket) spilled to memory. Keys
+    /// are compared in their slots. Hashed with SipHash and a random key: paths are the
+    /// client's choice.
+    index: hashbrown::HashTable<u32>,
+    hasher: RandomState,
     entries: S3Fifo,
     /// What the entries are charged against `--cache-max` ([`entry_cost`]).
     entry_bytes: u64,
@@ -134,7 +140,8 @@ impl Store {
             limits,
             slots: Vec::new(),
             free: Vec::new(),
-            index: HashMap::new(),
+            index: hashbrown::HashTable::new(),
+            hasher: RandomState::new(),
             entries: S3Fifo::default(),
             entry_bytes: 0,
             budgets: [budget(limits.memory), budget(limits.open_files as u64)],
@@ -146,7 +153,7 @@ impl Store {
 
     /// The entry for `key` if it was checked at `generation` (a hit).
     pub fn hit(&mut self, key: &str, generation: u64) -> Option<Found> {
-        let &id = self.index.get(key)?;
+        let id = self.find(key)?;
         let slot = self.slots[id as usize].as_ref().expect("indexed slot");
         if slot.checked != generation {
             return None;
@@ -160,7 +167,7 @@ impl Store {
     /// The entry for `key`, now known to be current at `generation`, if it still describes
     /// what `probe` found.
     pub fn revalidate(&mut self, key: &str, generation: u64, probe: &Probe) -> Option<Found> {
-        let &id = self.index.get(key)?;
+        let id = self.find(key)?;
         let slot = self.slots[id as usize].as_mut().expect("indexed slot");
         if !slot.found.describes(probe) {
             return None;
@@ -177,8 +184,8 @@ impl Store {
     /// hash, each now marked as being hashed.
     pub fn keep(&mut self, key: &str, found: Found, generation: u64) -> (Found, Vec<Unhashed>) {
         self.stats.misses += 1;
-        let id = match self.index.get(key) {
-            Some(&id) => id,
+        let id = match self.find(key) {
+            Some(id) => id,
             None => self.new_slot(key),
         };
         let found = self.with_known_etags(found);
@@ -226,7 +233,7 @@ impl Store {
 
     /// Drops what is kept for `key`.
     pub fn forget(&mut self, key: &str) {
-        if let Some(&id) = self.index.get(key) {
+        if let Some(id) = self.find(key) {
             self.remove_slot(id);
         }
     }
@@ -262,11 +269,19 @@ impl Store {
     /// Records that `key`'s bytes are asked for; whether they were asked for before since
     /// they were last dropped (so they are worth keeping now).
     pub fn warm_up(&mut self, key: &str) -> bool {
-        let Some(&id) = self.index.get(key) else {
+        let Some(id) = self.find(key) else {
             return false;
         };
         let slot = self.slots[id as usize].as_mut().expect("indexed slot");
         std::mem::replace(&mut slot.warm, true)
+    }
+
+    /// The slot that holds `key`.
+    fn find(&self, key: &str) -> Option<u32> {
+        let slots = &self.slots;
+        self.index
+            .find(self.hasher.hash_one(key), |&id| key_of(slots, id) == key)
+            .copied()
     }
 
     fn touch(&mut self, id: u32) {
@@ -295,9 +310,8 @@ impl Store {
         self.entry_bytes += cost;
         let limit = self.limit(MEMORY);
         self.make_room(MEMORY, 0, limit);
-        let key: Arc<str> = key.into();
         let slot = Slot {
-            key: key.clone(),
+            key: key.into(),
             found: Found::Missing,
             checked: 0,
             weight: [0; 2],
@@ -313,7 +327,10 @@ impl Store {
                 (self.slots.len() - 1) as u32
             }
         };
-        self.index.insert(key, id);
+        let (index, slots, hasher) = (&mut self.index, &self.slots, &self.hasher);
+        index.insert_unique(hasher.hash_one(key_of(slots, id)), id, |&other| {
+            hasher.hash_one(key_of(slots, other))
+        });
         self.entries.insert(id, 1, None);
         id
     }
@@ -330,7 +347,12 @@ impl Store {
                 b.used -= w;
             }
         }
-        self.index.remove(&slot.key);
+        if let Ok(found) = self
+            .index
+            .find_entry(self.hasher.hash_one(&*slot.key), |&other| other == id)
+        {
+            found.remove();
+        }
         self.entry_bytes -= entry_cost(&slot.key);
         self.free.push(id);
     }
@@ -344,7 +366,7 @@ impl Store {
         id: FileId,
         change: impl FnOnce(&mut Variant),
     ) {
-        let Some(&slot_id) = self.index.get(key) else {
+        let Some(slot_id) = self.find(key) else {
             return;
         };
         let slot = self.slots[slot_id as usize].as_mut().expect("indexed slot");
@@ -427,6 +449,11 @@ impl Store {
             victim.found = strip(&victim.found, which);
         }
     }
+}
+
+/// The key of slot `id`, which the index holds.
+fn key_of(slots: &[Option<Slot>], id: u32) -> &str {
+    &slots[id as usize].as_ref().expect("indexed slot").key
 }
 
 /// The budget that counts what is kept of `resident`, and how much it counts.
@@ -535,6 +562,40 @@ mod tests {
         assert!(store.stats().evictions >= 1);
         // Second request for /a: its bytes are worth keeping now.
         assert!(store.warm_up("/a"));
+    }
+
+    #[test]
+    fn each_key_finds_its_own_slot_as_slots_are_evicted_and_reused() {
+        // Room for 50 paths; 500 go through, so ids are reused many times over.
+        let mut store = Store::new(Limits {
+            memory: 1 << 30,
+            file_max: 8192,
+            entries: 50,
+            open_files: 10,
+        });
+        let key = |i: usize| format!("/page/{i}.html");
+        for i in 0..500 {
+            store.keep(&key(i), Found::Missing, 1);
+            if i % 3 == 0 {
+                // Popular ones are asked for again.
+                for j in (0..=i).step_by(30) {
+                    store.hit(&key(j), 1);
+                }
+            }
+            if i % 7 == 0 {
+                store.forget(&key(i / 2));
+            }
+        }
+        let kept: Vec<usize> = (0..500)
+            .filter(|&i| store.find(&key(i)).is_some())
+            .collect();
+        assert_eq!(kept.len() as u64, store.stats().entries);
+        assert!(kept.len() <= 50 && kept.len() >= 40, "{kept:?}");
+        for i in kept {
+            let id = store.find(&key(i)).unwrap();
+            assert_eq!(key_of(&store.slots, id), key(i));
+        }
+        assert!(store.find("/page/never.html").is_none());
     }
 
     #[test]
