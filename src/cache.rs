@@ -216,7 +216,7 @@ impl Cache {
                 let data = resolve::read_verified(&file, id).ok()??;
                 let etag = Etag::of(resolve::hash(&data));
                 let resident = if id.len <= self.limits.file_max {
-                    Resident::Memory(Bytes::from(data))
+                    Resident::Memory(data)
                 } else {
                     Resident::Open(Arc::new(file))
                 };
@@ -281,7 +281,7 @@ impl Cache {
         // they do not fit) its descriptor is.
         let resident = if small && self.lock().warm_up(&asset.key) {
             let data = resolve::read_verified(&file, v.id).ok().flatten();
-            Resident::Memory(Bytes::from(data.ok_or(Stale)?))
+            Resident::Memory(data.ok_or(Stale)?)
         } else if matches!(v.resident, Resident::Open(_)) {
             return Ok(Content::File(file, v.id));
         } else {

@@ -4,7 +4,8 @@
 //! - [`config`]: flags and environment variables into a validated [`Config`].
 //! - [`path`]: percent-decoding and the rule for what no servable path can be.
 //! - [`cache`]: what request paths name ([`entry`]), loaded on first use ([`resolve`]),
-//!   kept within budgets by [`store`] with [`s3fifo`] eviction orders, kept fresh by
+//!   kept within budgets by [`store`] with [`s3fifo`] eviction orders (small files' bytes in
+//!   memory of their own: [`mapped`]), kept fresh by
 //!   [`watch`]; ETags from content, checked against each file's identity ([`file_id`]).
 //! - [`negotiate`] (`Accept-Encoding`), [`headers`] (dates, `Cache-Control` policy),
 //!   [`mime`], [`conditional`] (RFC 9110 preconditions and ranges).
@@ -39,6 +40,7 @@ pub mod host;
 pub mod idle;
 pub mod listen;
 pub mod logging;
+pub mod mapped;
 pub mod memcpy;
 pub mod metrics;
 pub mod mime;

@@ -21,7 +21,10 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use bytes::Bytes;
+
 use crate::file_id::FileId;
+use crate::mapped::Buffer;
 use crate::negotiate::Encoding;
 
 /// The folder served, open.
@@ -254,24 +257,27 @@ pub fn open_verified(
 }
 
 /// Reads the whole of an open `file` if it still is the file `id` describes and did not
-/// change while being read; `Ok(None)` otherwise.
+/// change while being read; `Ok(None)` otherwise. The bytes are in memory of their own
+/// ([`crate::mapped`]) so that the cache can keep them.
 ///
 /// Positioned reads: the descriptor may be shared, its file position is never used.
-pub fn read_verified(file: &File, id: FileId) -> io::Result<Option<Vec<u8>>> {
-    // One byte more than expected, so a file that grew shows as a mismatch too.
-    let mut data = vec![0u8; id.len as usize + 1];
+pub fn read_verified(file: &File, id: FileId) -> io::Result<Option<Bytes>> {
+    let len = id.len as usize;
+    let mut buf = Buffer::zeroed(len);
+    let data = buf.as_mut_slice();
     let mut filled = 0;
-    while filled < data.len() {
+    while filled < len {
         match file.read_at(&mut data[filled..], filled as u64)? {
             0 => break,
             n => filled += n,
         }
     }
-    if filled as u64 != id.len || !id.matches(file)? {
+    // One byte more than expected, so a file that grew shows as a mismatch too.
+    let grew = filled == len && file.read_at(&mut [0u8], len as u64)? > 0;
+    if filled != len || grew || !id.matches(file)? {
         return Ok(None);
     }
-    data.truncate(filled);
-    Ok(Some(data))
+    Ok(Some(buf.freeze()))
 }
 
 /// The content hash behind an ETag: XXH3-128 of the bytes, the same on every replica.

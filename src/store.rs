@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use crate::entry::{Asset, Found, Resident, Variant};
 use crate::file_id::FileId;
+use crate::mapped;
 use crate::negotiate::Encoding;
 use crate::resolve::{Etag, Probe};
 use crate::s3fifo::S3Fifo;
@@ -460,7 +461,7 @@ fn key_of(slots: &[Option<Slot>], id: u32) -> &str {
 fn charge(resident: &Resident) -> Option<(usize, u64)> {
     match resident {
         Resident::Nothing => None,
-        Resident::Memory(b) => Some((MEMORY, b.len() as u64)),
+        Resident::Memory(b) => Some((MEMORY, mapped::footprint(b.len() as u64))),
         Resident::Open(_) => Some((OPEN, 1)),
     }
 }
