@@ -7,15 +7,24 @@
 //! `--cache-file-max 32KiB`, 40.9 MB of content cost 94 MB of anonymous memory, and the
 //! process passed `--cache-max` + 16 MiB by 14 MiB. A mapping is returned to the kernel whole
 //! when its last reference goes, so content costs exactly [`footprint`]: its length rounded
-//! up to pages. Where a mapping cannot be made (the kernel's limit on mappings), the heap
-//! is used instead.
+//! up to pages. At most [`MAX_MAPPINGS`] live at once, and the heap where one cannot be
+//! made.
 
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 
 /// Granularity of mappings; from this length on, content is mapped.
 pub const PAGE: usize = 4096;
+
+/// Live mappings at most. The kernel allows a process 65 530 (`vm.max_map_count`); past
+/// that, every `mmap` fails, the allocator's and thread stacks' too. A quarter of it
+/// covers the default budget (64 MiB is 16 384 pages) and leaves the rest alone.
+pub const MAX_MAPPINGS: usize = 16_384;
+
+/// Mappings alive now.
+static LIVE: AtomicUsize = AtomicUsize::new(0);
 
 /// What keeping `len` bytes of content costs the process: whole pages from a page on.
 pub fn footprint(len: u64) -> u64 {
@@ -77,6 +86,10 @@ unsafe impl Sync for Mapping {}
 
 impl Mapping {
     fn new(len: usize) -> Option<Mapping> {
+        if LIVE.fetch_add(1, Ordering::Relaxed) >= MAX_MAPPINGS {
+            LIVE.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
         // SAFETY: a fresh anonymous mapping; no existing memory is touched.
         let p = unsafe {
             libc::mmap(
@@ -89,6 +102,7 @@ impl Mapping {
             )
         };
         if p == libc::MAP_FAILED {
+            LIVE.fetch_sub(1, Ordering::Relaxed);
             return None;
         }
         Some(Mapping {
@@ -111,12 +125,21 @@ impl Drop for Mapping {
         // any more (Bytes drops its owner after its last clone).
         let r = unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
         debug_assert_eq!(r, 0, "munmap of our own mapping failed");
+        LIVE.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Mutex;
+
+    /// The count of live mappings is the process's: these tests take turns.
+    static SERIAL: Mutex<()> = Mutex::new(());
+
+    fn serial() -> std::sync::MutexGuard<'static, ()> {
+        SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+    }
 
     /// Anonymous memory of this process now, in KiB.
     fn anon_kib() -> u64 {
@@ -136,6 +159,7 @@ mod tests {
 
     #[test]
     fn content_of_a_page_or_more_is_mapped_and_reads_back() {
+        let _turn = serial();
         for len in [1, 4095, 4096, 10_000, 1 << 20] {
             let mut b = Buffer::zeroed(len);
             assert_eq!(matches!(b, Buffer::Mapped(_)), len >= PAGE, "{len}");
@@ -154,6 +178,7 @@ mod tests {
 
     #[test]
     fn dropped_content_goes_back_to_the_kernel() {
+        let _turn = serial();
         // 64 MiB in 16 KiB files, touched, then dropped: the process's anonymous memory
         // comes back down (through the heap, freed groups could stay resident).
         let before = anon_kib();
@@ -173,5 +198,27 @@ mod tests {
             after + 56 * 1024 < held,
             "{before} -> {held} -> {after} KiB"
         );
+    }
+
+    #[test]
+    fn past_the_cap_content_goes_to_the_heap() {
+        let _turn = serial();
+        // Untouched pages: address space only. (Other tests may map files meanwhile: the
+        // heap then comes sooner, never later.)
+        let mut held = Vec::new();
+        let heap = loop {
+            let b = Buffer::zeroed(PAGE);
+            if matches!(b, Buffer::Heap(_)) {
+                break true;
+            }
+            held.push(b);
+            if held.len() > MAX_MAPPINGS {
+                break false;
+            }
+        };
+        assert!(heap, "{} mappings made, cap {MAX_MAPPINGS}", held.len());
+        assert!(LIVE.load(Ordering::Relaxed) <= MAX_MAPPINGS);
+        drop(held);
+        assert!(matches!(Buffer::zeroed(PAGE), Buffer::Mapped(_)));
     }
 }
