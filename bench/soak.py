@@ -200,12 +200,15 @@ def main():
     ap.add_argument("--minutes", type=float, default=10)
     ap.add_argument("--workers", default="2", help="tinyserve --workers (1 is what a 1-CPU pod runs)")
     ap.add_argument("--site", default=str(HERE / "work" / "soak-site"))
+    ap.add_argument("--server-args", default="",
+                    help="more tinyserve flags, e.g. small cache budgets so that every budget evicts all "
+                         "the time: '--cache-max 4MiB --cache-open-files 100 --cache-entries 1000'")
     args = ap.parse_args()
     site = Path(args.site)
     files = make_site(site)
     server = subprocess.Popen([str(BIN), "--root", str(site), "--listen", "127.0.0.1:0", "--access-log", "off",
                                "--idle-timeout", "5s", "--workers", args.workers,
-                               "--metrics-listen", "127.0.0.1:0"],
+                               "--metrics-listen", "127.0.0.1:0", *args.server_args.split()],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     first = server.stdout.readline()
     port = int(first.split("listening on ")[1].split()[0].rsplit(":", 1)[1])
@@ -241,7 +244,8 @@ def main():
     lines = [
         f"# Soak {stamp}", "",
         f"{args.minutes:g} minutes, tinyserve --workers {args.workers}, {PAGES} pages + 20 files of 1-6 MB, "
-        f"{len(threads)} client threads ({', '.join(sorted(set(KINDS)))}), `--idle-timeout 5s`. "
+        f"{len(threads)} client threads ({', '.join(sorted(set(KINDS)))}), `--idle-timeout 5s"
+        f"{' ' + args.server_args if args.server_args else ''}`. "
         f"Exit code after SIGTERM: {code}.", "",
         "| figure | start | peak | after |", "|---|---|---|---|",
         f"| RSS | {base_rss / 1024:.1f} MiB | {peak_rss / 1024:.1f} MiB | {rss / 1024:.1f} MiB |",
