@@ -4,11 +4,11 @@
 //! Why: the cache's budget (`--cache-max`) must be what the process holds. Through the heap,
 //! bytes of files of 8-32 KiB that come and go as the cache evicts leave musl's allocator
 //! with partly used groups it cannot give back: on bench/'s Zipf load with
-//! `--cache-file-max 32KiB`, 40.9 MB of content cost 94 MB of anonymous memory, and the
-//! process passed `--cache-max` + 16 MiB by 14 MiB. A mapping is returned to the kernel whole
-//! when its last reference goes, so content costs exactly [`footprint`]: its length rounded
-//! up to pages. At most [`MAX_MAPPINGS`] live at once, and the heap where one cannot be
-//! made.
+//! `--cache-file-max 32KiB` the process held 93.5 MiB for a 64 MiB `--cache-max` (40.9 MB of
+//! it content), past `--cache-max` + 16 MiB by 13.5 MiB; with mappings, 65.1 MiB. A mapping
+//! is returned to the kernel whole when its last reference goes, so content costs exactly
+//! [`footprint`]: its length rounded up to pages. At most [`MAX_MAPPINGS`] live at once, and
+//! the heap where one cannot be made.
 
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
