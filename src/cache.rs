@@ -213,9 +213,10 @@ impl Cache {
             let (etag, resident) = if id.len <= self.limits.file_max.max(HASH_INLINE_MAX) {
                 // Hashed now, so even the first response has its ETag; a small file's bytes
                 // are kept, a larger one's descriptor.
-                let data = resolve::read_verified(&file, id).ok()??;
+                let keep = id.len <= self.limits.file_max;
+                let data = resolve::read_verified(&file, id, keep).ok()??;
                 let etag = Etag::of(resolve::hash(&data));
-                let resident = if id.len <= self.limits.file_max {
+                let resident = if keep {
                     Resident::Memory(data)
                 } else {
                     Resident::Open(Arc::new(file))
@@ -280,7 +281,7 @@ impl Cache {
         // A small file's bytes are kept from its second request on; until then (or if
         // they do not fit) its descriptor is.
         let resident = if small && self.lock().warm_up(&asset.key) {
-            let data = resolve::read_verified(&file, v.id).ok().flatten();
+            let data = resolve::read_verified(&file, v.id, true).ok().flatten();
             Resident::Memory(data.ok_or(Stale)?)
         } else if matches!(v.resident, Resident::Open(_)) {
             return Ok(Content::File(file, v.id));

@@ -257,13 +257,18 @@ pub fn open_verified(
 }
 
 /// Reads the whole of an open `file` if it still is the file `id` describes and did not
-/// change while being read; `Ok(None)` otherwise. The bytes are in memory of their own
-/// ([`crate::mapped`]) so that the cache can keep them.
+/// change while being read; `Ok(None)` otherwise. Bytes to `keep` go in memory of their own
+/// ([`crate::mapped`]), which the cache can give back whole; others (read only to be
+/// hashed) on the heap, which costs no mapping and no fresh pages.
 ///
 /// Positioned reads: the descriptor may be shared, its file position is never used.
-pub fn read_verified(file: &File, id: FileId) -> io::Result<Option<Bytes>> {
+pub fn read_verified(file: &File, id: FileId, keep: bool) -> io::Result<Option<Bytes>> {
     let len = id.len as usize;
-    let mut buf = Buffer::zeroed(len);
+    let mut buf = if keep {
+        Buffer::zeroed(len)
+    } else {
+        Buffer::Heap(vec![0; len])
+    };
     let data = buf.as_mut_slice();
     let mut filled = 0;
     while filled < len {
