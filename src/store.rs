@@ -392,9 +392,9 @@ impl Store {
             let old = slot.weight[which];
             let need = weight(&slot.found, which);
             let budget = &mut self.budgets[which];
-            // A member keeps its place and frequency across a change of weight; one that
-            // is not (its bytes or descriptor dropped) keeps what its order remembers of
-            // it, so it is not removed.
+            // A member keeps its queue and frequency across a change of weight (it goes
+            // back as the newest of that queue); one that is not (its bytes or descriptor
+            // dropped) keeps what its order remembers of it, so it is not removed.
             let standing = if budget.order.contains(id) {
                 budget.used -= old;
                 budget.order.remove(id)
