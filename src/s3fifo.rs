@@ -38,14 +38,15 @@ enum Queue {
 /// Most hits counted: a member with this many goes round the main queue this many times.
 const MAX_FREQ: u8 = 3;
 
-/// What a hit on an id reads and writes.
-#[derive(Clone, Copy)]
-struct Hot {
+/// An id's queue and hit count: what a hit reads and writes, kept apart from the links; also
+/// where a member stood, to put it back after its weight changed (see [`S3Fifo::remove`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Standing {
     queue: Queue,
     freq: u8,
 }
 
-const OUT: Hot = Hot {
+const OUT: Standing = Standing {
     queue: Queue::Out,
     freq: 0,
 };
@@ -86,16 +87,9 @@ const EMPTY: Fifo = Fifo {
     weight: 0,
 };
 
-/// Where a member stood, to put it back after its weight changed (see [`S3Fifo::remove`]).
-#[derive(Clone, Copy, Debug)]
-pub struct Standing {
-    queue: Queue,
-    freq: u8,
-}
-
 /// An S3-FIFO order of weighted ids.
 pub struct S3Fifo {
-    hot: Vec<Hot>,
+    hot: Vec<Standing>,
     links: Vec<Link>,
     small: Fifo,
     main: Fifo,
@@ -145,11 +139,14 @@ impl S3Fifo {
         assert!(!self.contains(id), "id {id} is a member already");
         let remembered = self.links[i].ghost != 0
             && self.dropped.wrapping_sub(self.links[i].ghost) as usize <= self.len();
-        let (queue, freq) = match standing {
-            Some(s) => (s.queue, s.freq),
-            None if remembered => (Queue::Main, 0),
-            None => (Queue::Small, 0),
-        };
+        let Standing { queue, freq } = standing.unwrap_or(Standing {
+            queue: if remembered {
+                Queue::Main
+            } else {
+                Queue::Small
+            },
+            freq: 0,
+        });
         self.links[i].weight = weight.min(u32::MAX as u64) as u32;
         self.links[i].ghost = 0;
         self.hot[i].freq = freq;
@@ -169,11 +166,7 @@ impl S3Fifo {
     /// to another key next). Returns where it stood if it was a member.
     pub fn remove(&mut self, id: u32) -> Option<Standing> {
         self.links.get_mut(id as usize)?.ghost = 0;
-        let h = self.hot[id as usize];
-        let standing = Standing {
-            queue: h.queue,
-            freq: h.freq,
-        };
+        let standing = self.hot[id as usize];
         if standing.queue == Queue::Out {
             return None;
         }
