@@ -20,7 +20,6 @@ configuration is bench.py's). Prints a Markdown summary; raw wrk output is not k
 """
 
 import argparse
-import os
 import shlex
 import shutil
 import statistics
@@ -34,26 +33,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench  # noqa: E402
 
 
-def cpu_split_ms(pid: int) -> tuple:
-    """(user, system) CPU of a process tree so far, in milliseconds."""
-    user = system = 0
-    for p in bench.tree_pids(pid):
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        user, system = user + int(fields[11]), system + int(fields[12])
-    tick = 1000 / os.sysconf("SC_CLK_TCK")
-    return user * tick, system * tick
-
-
 def one_run(pid, port, args, script) -> dict:
-    u0, s0 = cpu_split_ms(pid)
+    u0, s0 = bench.cpu_split_ms(pid)
     extra = ["-s", script] if script else []
     out = subprocess.run(["taskset", "-c", str(args.load_cpu), "wrk", "-t1", f"-c{args.conns}",
                           f"-d{args.duration}s", *extra, f"http://127.0.0.1:{port}{args.path}"],
                          capture_output=True, text=True, timeout=args.duration + 30).stdout
-    u1, s1 = cpu_split_ms(pid)
+    u1, s1 = bench.cpu_split_ms(pid)
     r = bench.parse_wrk(out)
     k = r["requests"] / 1000 or float("nan")
     return {"rps": r["rps"], "user": (u1 - u0) / k, "sys": (s1 - s0) / k, "errors": r["errors"]}

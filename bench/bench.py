@@ -146,16 +146,22 @@ def threads(pid: int) -> int:
     return sum(proc_field(p, "Threads") for p in tree_pids(pid))
 
 
-def cpu_ms(pid: int) -> float:
-    """User plus system CPU time of a process tree so far, in milliseconds (every thread)."""
-    total = 0
+def cpu_split_ms(pid: int) -> tuple:
+    """(user, system) CPU time of a process tree so far, in milliseconds (every thread)."""
+    user = system = 0
     for p in tree_pids(pid):
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
-    return total * 1000 / os.sysconf("SC_CLK_TCK")
+        user, system = user + int(fields[11]), system + int(fields[12])  # fields 14 and 15
+    tick = 1000 / os.sysconf("SC_CLK_TCK")
+    return user * tick, system * tick
+
+
+def cpu_ms(pid: int) -> float:
+    """User plus system CPU time of a process tree so far, in milliseconds (every thread)."""
+    return sum(cpu_split_ms(pid))
 
 
 class Sampler(threading.Thread):
