@@ -421,7 +421,7 @@ fn kill_one_of_three(server_opts: &str) -> (u64, u64) {
 
 #[test]
 #[ignore = "needs haproxy"]
-fn kill_9_loses_at_most_the_requests_in_flight() {
+fn kill_9_loses_at_most_two_requests_per_connection() {
     // observe layer4 + on-error mark-down: the first refused connection takes the dead server
     // out instead of `fall` failed checks later. Each connection can lose the request it had
     // in flight on the killed instance, and at most one more: HAProxy applies a server's
