@@ -98,7 +98,6 @@ fn pipelined_requests_then_a_half_close_get_every_response() {
     }
 }
 
-/// The access lines (JSON) logged so far.
 /// A server on `workers` that writes JSON log lines and serves `/metrics`.
 fn logged_and_metered(root: &std::path::Path, workers: &str) -> Server {
     Server::start(
@@ -114,6 +113,7 @@ fn logged_and_metered(root: &std::path::Path, workers: &str) -> Server {
     )
 }
 
+/// The access lines (JSON) logged so far.
 fn access_lines(s: &Server) -> Vec<String> {
     s.lines
         .lock()
