@@ -89,7 +89,7 @@ def main():
                                capture_output=True, check=True)
         rounds = []
         for r in range(args.rounds):
-            order = names[r % len(names):] + names[:r % len(names)]
+            order = bench.rotation(names, r)
             rounds.append({n: one_run(procs[n].pid, ports[n], args, args.script) for n in order})
             print(f"round {r + 1}: " + " | ".join(
                 f"{n} {rounds[-1][n]['rps'] / 1000:.0f}k u={rounds[-1][n]['user']:.2f} s={rounds[-1][n]['sys']:.2f}"

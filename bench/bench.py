@@ -280,8 +280,7 @@ def run_all(servers, cmds, ports, args, raw: Path) -> dict:
                 r["idle_rss_kb"], r["idle_threads"] = rss_kb(procs[name].pid), threads(procs[name].pid)
         for scen, path, conns in SCENARIOS + [("100MB", "/p100m.bin", 1)]:
             for rep in range(1, args.repeats + 1):
-                k = (rep - 1) % len(servers)  # rotate, so no server always goes first
-                order = servers[k:] + servers[:k]
+                order = rotation(servers, rep - 1)
                 print(f"{scen} round {rep}/{args.repeats}: {', '.join(order)}", file=sys.stderr, flush=True)
                 for name in order:
                     if scen == "100MB":
@@ -293,6 +292,13 @@ def run_all(servers, cmds, ports, args, raw: Path) -> dict:
         for proc in procs.values():
             stop(proc)
     return results
+
+
+def rotation(servers: list, round_index: int) -> list:
+    """The servers in the order of round `round_index` (from 0): rotated, so no server
+    always goes first."""
+    k = round_index % len(servers)
+    return servers[k:] + servers[:k]
 
 
 def median(values):

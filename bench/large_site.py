@@ -164,8 +164,7 @@ def run(servers, cmds_for, ports, args, raw: Path, helpers) -> list:
                             f"http://127.0.0.1:{ports[name]}/"], capture_output=True, check=True)
         for w in WORKLOADS:
             for rep in range(1, args.repeats + 1):
-                k = (rep - 1) % len(servers)  # rotate, so no server always goes first
-                order = servers[k:] + servers[:k]
+                order = helpers.rotation(servers, rep - 1)
                 print(f"large site {w} round {rep}/{args.repeats}: {', '.join(order)}", file=sys.stderr, flush=True)
                 warm_page_cache()
                 for name in order:
