@@ -105,10 +105,15 @@ impl Mapping {
             LIVE.fetch_sub(1, Ordering::Relaxed);
             return None;
         }
-        Some(Mapping {
-            ptr: NonNull::new(p.cast())?,
-            len,
-        })
+        let Some(ptr) = NonNull::new(p.cast::<u8>()) else {
+            // Linux never places a non-fixed mapping at address 0, but if it ever did,
+            // give the mapping and its count back rather than keep either.
+            // SAFETY: the mapping was just made with this length and nothing refers to it.
+            unsafe { libc::munmap(p, len) };
+            LIVE.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        };
+        Some(Mapping { ptr, len })
     }
 }
 
