@@ -7,6 +7,8 @@ help", on a machine whose speed drifts from minute to minute: every server runs 
 so a round's ratios compare runs seconds apart. It reports the server's user and system
 CPU per response apart: a change to our own code moves the user time, and the system time
 (the kernel's share, the same syscalls for every build) shows how noisy the round was.
+Each server's peak RSS over the rounds is reported beside them, so that a configuration
+that trades memory for CPU (a larger --cache-max) shows the memory it took.
 
     python3 bench/ab.py --site bench/work/small --path /p150.html --conns 64 \\
         --server before='/tmp/old/tinyserve' --server after='target/x86_64-unknown-linux-musl/release/tinyserve'
@@ -36,13 +38,20 @@ import bench  # noqa: E402
 def one_run(pid, port, args, script) -> dict:
     u0, s0 = bench.cpu_split_ms(pid)
     extra = ["-s", script] if script else []
-    out = subprocess.run(["taskset", "-c", str(args.load_cpu), "wrk", "-t1", f"-c{args.conns}",
-                          f"-d{args.duration}s", *extra, f"http://127.0.0.1:{port}{args.path}"],
-                         capture_output=True, text=True, timeout=args.duration + 30).stdout
+    sampler = bench.Sampler(pid)
+    sampler.start()
+    try:
+        out = subprocess.run(["taskset", "-c", str(args.load_cpu), "wrk", "-t1", f"-c{args.conns}",
+                              f"-d{args.duration}s", *extra, f"http://127.0.0.1:{port}{args.path}"],
+                             capture_output=True, text=True, timeout=args.duration + 30).stdout
+    finally:
+        sampler.stop.set()
+        sampler.join()
     u1, s1 = bench.cpu_split_ms(pid)
     r = bench.parse_wrk(out)
     k = r["requests"] / 1000 or float("nan")
-    return {"rps": r["rps"], "user": (u1 - u0) / k, "sys": (s1 - s0) / k, "errors": r["errors"]}
+    return {"rps": r["rps"], "user": (u1 - u0) / k, "sys": (s1 - s0) / k, "errors": r["errors"],
+            "rss_kb": sampler.peak_rss}
 
 
 def main():
@@ -103,15 +112,15 @@ def main():
     what = args.script or args.path
     print(f"A/B on `{what}`, wrk -t1 -c{args.conns}, {args.rounds} rounds of {args.duration} s, servers back "
           f"to back in a rotating order; CPU per 1000 responses (user / system, ms), medians of the rounds; "
-          f"ratios are medians of per-round ratios to {base}.\n")
-    print("| server | req/s | user | system | CPU per response vs " + base + " | user vs " + base + " |")
-    print("|---|---|---|---|---|---|")
+          f"ratios are medians of per-round ratios to {base}; peak RSS of the process tree over all rounds.\n")
+    print("| server | req/s | user | system | CPU per response vs " + base + " | user vs " + base + " | peak RSS |")
+    print("|---|---|---|---|---|---|---|")
     med = statistics.median
     for n in names:
         ratio = lambda f: med(f(r[n]) / f(r[base]) for r in rounds)  # noqa: E731
         print(f"| {n} | {med(r[n]['rps'] for r in rounds):,.0f} | {med(r[n]['user'] for r in rounds):.2f} | "
               f"{med(r[n]['sys'] for r in rounds):.2f} | {ratio(lambda x: x['user'] + x['sys']):.2f}× | "
-              f"{ratio(lambda x: x['user']):.2f}× |")
+              f"{ratio(lambda x: x['user']):.2f}× | {max(r[n]['rss_kb'] for r in rounds) / 1024:.1f} MiB |")
     tinyserves = [n for n in names if n != "nginx"]
     for n in tinyserves[1:]:
         first = tinyserves[0]
