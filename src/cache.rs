@@ -236,7 +236,7 @@ impl Cache {
         Some(Found::File(Arc::new(Asset {
             key: key.into(),
             modified: variants[0].id.modified_secs(),
-            variants: variants.into_boxed_slice(),
+            variants: variants.into(),
             content_type: mime::content_type(name),
             immutable: headers::is_immutable(&self.immutable, key),
         })))

@@ -498,6 +498,7 @@ fn strip(found: &Found, which: usize) -> Found {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::entry::Variants;
     use bytes::Bytes;
     use std::fs::File;
 
@@ -510,7 +511,7 @@ mod tests {
         let id = FileId::of(&file.metadata().unwrap());
         let asset = Asset {
             key: key.into(),
-            variants: Box::new([Variant {
+            variants: Variants::One([Variant {
                 encoding: Encoding::Identity,
                 id,
                 etag: None,
