@@ -53,14 +53,10 @@ pub enum Variants {
 }
 
 impl From<Vec<Variant>> for Variants {
-    fn from(mut v: Vec<Variant>) -> Variants {
-        match v.pop() {
-            Some(only) if v.is_empty() => Variants::One([only]),
-            Some(last) => {
-                v.push(last);
-                Variants::Many(v.into_boxed_slice())
-            }
-            None => Variants::Many(Box::new([])),
+    fn from(v: Vec<Variant>) -> Variants {
+        match <[Variant; 1]>::try_from(v) {
+            Ok(one) => Variants::One(one),
+            Err(v) => Variants::Many(v.into_boxed_slice()),
         }
     }
 }
