@@ -18,7 +18,9 @@ that trades memory for CPU (a larger --cache-max) shows the memory it took.
 
 Each `--server NAME='BINARY [ARGS]'` is started with `--root SITE --listen 127.0.0.1:PORT
 --access-log off` before its own arguments; nginx is added unless `--no-nginx` (its
-configuration is bench.py's). Prints a Markdown summary; raw wrk output is not kept.
+configuration is bench.py's). `--floor` adds bench/floor.c in its sendfile and memory modes:
+the kernel's share of a response with next to no user-space work, the lowest CPU per
+response any server can reach here. Prints a Markdown summary; raw wrk output is not kept.
 """
 
 import argparse
@@ -59,6 +61,9 @@ def main():
     p.add_argument("--site", required=True)
     p.add_argument("--server", action="append", required=True, metavar="NAME='BINARY [ARGS]'")
     p.add_argument("--no-nginx", action="store_true")
+    p.add_argument("--floor", action="store_true",
+                   help="also run bench/floor.c (built with cc) in its sendfile and memory modes: "
+                        "what a server with no user-space work pays on this machine")
     p.add_argument("--path", default="/")
     p.add_argument("--ready", help="a path that answers 200 once a server is up (default: --path)")
     p.add_argument("--script", help="wrk Lua script choosing the requests")
@@ -73,6 +78,11 @@ def main():
     site = Path(args.site).resolve()
 
     work = Path(tempfile.mkdtemp(prefix="tinyserve-ab-"))
+    if args.floor:
+        floor = work / "floor"
+        subprocess.run(["cc", "-O2", "-Wall", "-o", str(floor), str(Path(__file__).resolve().parent / "floor.c")],
+                       check=True)
+        args.server += [f"floor-sendfile={floor} --mode sendfile", f"floor-memory={floor} --mode memory"]
     ports, argv = {}, {}
     for i, spec in enumerate(args.server):
         name, _, cmd = spec.partition("=")
@@ -121,7 +131,7 @@ def main():
         print(f"| {n} | {med(r[n]['rps'] for r in rounds):,.0f} | {med(r[n]['user'] for r in rounds):.2f} | "
               f"{med(r[n]['sys'] for r in rounds):.2f} | {ratio(lambda x: x['user'] + x['sys']):.2f}× | "
               f"{ratio(lambda x: x['user']):.2f}× | {max(r[n]['rss_kb'] for r in rounds) / 1024:.1f} MiB |")
-    tinyserves = [n for n in names if n != "nginx"]
+    tinyserves = [n for n in names if n != "nginx" and not n.startswith("floor-")]
     for n in tinyserves[1:]:
         first = tinyserves[0]
         pair = lambda f: med(f(r[n]) / f(r[first]) for r in rounds)  # noqa: E731
