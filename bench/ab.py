@@ -24,6 +24,7 @@ response any server can reach here. Prints a Markdown summary; raw wrk output is
 """
 
 import argparse
+import resource
 import shlex
 import shutil
 import statistics
@@ -42,6 +43,7 @@ def one_run(pid, port, args, script) -> dict:
     extra = ["-s", script] if script else []
     sampler = bench.Sampler(pid)
     sampler.start()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         out = subprocess.run(["taskset", "-c", str(args.load_cpu), "wrk", "-t1", f"-c{args.conns}",
                               f"-d{args.duration}s", *extra, f"http://127.0.0.1:{port}{args.path}"],
@@ -50,10 +52,14 @@ def one_run(pid, port, args, script) -> dict:
         sampler.stop.set()
         sampler.join()
     u1, s1 = bench.cpu_split_ms(pid)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # wrk's own CPU over the run (taskset execs it): near 100% of its core, the rate is
+    # the load generator's limit as much as the server's.
+    client = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / args.duration
     r = bench.parse_wrk(out)
     k = r["requests"] / 1000 or float("nan")
     return {"rps": r["rps"], "user": (u1 - u0) / k, "sys": (s1 - s0) / k, "errors": r["errors"],
-            "rss_kb": sampler.peak_rss}
+            "rss_kb": sampler.peak_rss, "client": client}
 
 
 def main():
@@ -112,6 +118,7 @@ def main():
             rounds.append({n: one_run(procs[n].pid, ports[n], args, args.script) for n in order})
             print(f"round {r + 1}: " + " | ".join(
                 f"{n} {rounds[-1][n]['rps'] / 1000:.0f}k u={rounds[-1][n]['user']:.2f} s={rounds[-1][n]['sys']:.2f}"
+                f" wrk={rounds[-1][n]['client']:.0%}"
                 for n in names), file=sys.stderr, flush=True)
     finally:
         for proc in procs.values():
@@ -122,15 +129,19 @@ def main():
     what = args.script or args.path
     print(f"A/B on `{what}`, wrk -t1 -c{args.conns}, {args.rounds} rounds of {args.duration} s, servers back "
           f"to back in a rotating order; CPU per 1000 responses (user / system, ms), medians of the rounds; "
-          f"ratios are medians of per-round ratios to {base}; peak RSS of the process tree over all rounds.\n")
-    print("| server | req/s | user | system | CPU per response vs " + base + " | user vs " + base + " | peak RSS |")
-    print("|---|---|---|---|---|---|---|")
+          f"ratios are medians of per-round ratios to {base}; peak RSS of the process tree over all rounds; "
+          f"wrk's CPU is the load generator's, as a share of its core (median of the rounds).\n")
+    print("| server | req/s | req/s vs " + base + " | user | system | CPU per response vs " + base + " | user vs "
+          + base + " | peak RSS | wrk's CPU |")
+    print("|---|---|---|---|---|---|---|---|---|")
     med = statistics.median
     for n in names:
         ratio = lambda f: med(f(r[n]) / f(r[base]) for r in rounds)  # noqa: E731
-        print(f"| {n} | {med(r[n]['rps'] for r in rounds):,.0f} | {med(r[n]['user'] for r in rounds):.2f} | "
+        print(f"| {n} | {med(r[n]['rps'] for r in rounds):,.0f} | {ratio(lambda x: x['rps']):.2f}× | "
+              f"{med(r[n]['user'] for r in rounds):.2f} | "
               f"{med(r[n]['sys'] for r in rounds):.2f} | {ratio(lambda x: x['user'] + x['sys']):.2f}× | "
-              f"{ratio(lambda x: x['user']):.2f}× | {max(r[n]['rss_kb'] for r in rounds) / 1024:.1f} MiB |")
+              f"{ratio(lambda x: x['user']):.2f}× | {max(r[n]['rss_kb'] for r in rounds) / 1024:.1f} MiB | "
+              f"{med(r[n]['client'] for r in rounds):.0%} |")
     tinyserves = [n for n in names if n != "nginx" and not n.startswith("floor-")]
     for n in tinyserves[1:]:
         first = tinyserves[0]
