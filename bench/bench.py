@@ -94,6 +94,11 @@ mimetype.assign = ( ".html" => "text/html; charset=utf-8", ".bin" => "applicatio
     return {
         "tinyserve": ([str(REPO / "target/x86_64-unknown-linux-musl/release/tinyserve"), "--root", str(site),
                        "--listen", f"127.0.0.1:{ports['tinyserve']}", "--access-log", "off"], "/readyz"),
+        # The same with a content budget that holds a large site's popular pages (for the
+        # large-site case): pages go out from memory in one writev instead of sendfile.
+        "tinyserve-512MiB": ([str(REPO / "target/x86_64-unknown-linux-musl/release/tinyserve"), "--root", str(site),
+                              "--listen", f"127.0.0.1:{ports.get('tinyserve-512MiB', 0)}", "--access-log", "off",
+                              "--cache-max", "512MiB", "--cache-file-max", "32KiB"], "/readyz"),
         "nginx": (["nginx", "-c", str(nginx_dir / "nginx.conf"), "-p", str(nginx_dir)], "/p150.html"),
         "lighttpd": (["lighttpd", "-D", "-f", str(lighttpd_conf)], "/p150.html"),
         "sws": ([str(tools / "bin/static-web-server"), "--host", "127.0.0.1", "--port", str(ports["sws"]),
@@ -434,7 +439,7 @@ def main():
     ap.add_argument("--server-cpu", type=int, default=0)
     ap.add_argument("--load-cpu", type=int, default=1)
     ap.add_argument("--out", default=None, help="output folder (default bench/results/<UTC time>)")
-    ap.add_argument("--large-servers", default="nginx,lighttpd,tinyserve",
+    ap.add_argument("--large-servers", default="nginx,lighttpd,tinyserve,tinyserve-512MiB",
                     help="servers for the large-site case; empty to skip it")
     args = ap.parse_args()
 
@@ -448,7 +453,7 @@ def main():
     out = Path(args.out) if args.out else HERE / "results" / stamp
     raw = out / "raw"
     raw.mkdir(parents=True, exist_ok=True)
-    ports = {"tinyserve": 18101, "nginx": 18102, "lighttpd": 18103, "sws": 18104}
+    ports = {"tinyserve": 18101, "nginx": 18102, "lighttpd": 18103, "sws": 18104, "tinyserve-512MiB": 18105}
     cmds = server_commands(tools, work, site, ports)
     # Start-up is also timed on the repository's small demo site: the bench site's 100 MB
     # file costs tinyserve its content hash (the ETag) before it binds.

@@ -144,9 +144,10 @@ def run(servers, cmds_for, ports, args, raw: Path, helpers) -> list:
     # same number (its default is a quarter of the descriptor limit: 5 000 here, 16 384 in a
     # container with the usual limit).
     for c in (cmds, cmds_xl):
-        if "tinyserve" in c:
-            c["tinyserve"][0].extend(["--cache-open-files", str(OPEN_FILES)])
-    ready_path = {n: (cmds[n][1] if n == "tinyserve" else page_path(0)) for n in servers}
+        for name in c:
+            if name.startswith("tinyserve"):
+                c[name][0].extend(["--cache-open-files", str(OPEN_FILES)])
+    ready_path = {n: (cmds[n][1] if n.startswith("tinyserve") else page_path(0)) for n in servers}
     starts = {}
     for name in servers:
         print(f"large site start-up: {name}", file=sys.stderr, flush=True)
@@ -201,7 +202,8 @@ def run(servers, cmds_for, ports, args, raw: Path, helpers) -> list:
         f"one of {PAGES_XL:,} pages + {BIG_XL:,} large files. Warm page cache (every file read again before "
         "each round); each server warmed by a "
         f"{WARM_UP_SECONDS} s uniform run first. nginx: open_file_cache max={OPEN_FILES}; tinyserve: defaults "
-        f"but --cache-open-files {OPEN_FILES} (64 MiB --cache-max).",
+        f"but --cache-open-files {OPEN_FILES} (64 MiB --cache-max, pages up to 8 KiB in memory); "
+        "tinyserve-512MiB: the same with --cache-max 512MiB --cache-file-max 32KiB (the popular pages in memory).",
         "",
         "| server | workload | req/s | server CPU per 1000 | peak RSS | errors |",
         "|---|---|---|---|---|---|",
