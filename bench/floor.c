@@ -6,12 +6,12 @@
 // server with a real HTTP layer, a cache and a runtime cannot go below it, so a target
 // under it cannot be met on the machine. bench/ab.py --floor builds and runs it.
 //
-//   floor --root DIR --listen 127.0.0.1:PORT --mode sendfile|memory   (other flags ignored)
+//   floor --root DIR --listen 127.0.0.1:PORT --mode sendfile|memory [--open-files N]
+//   (other flags ignored)
 //
 // --mode sendfile: the head by sendmsg(MSG_MORE), the body by sendfile from a descriptor
-//   opened on first request and kept for good (as nginx's open_file_cache, without its
-//   budget: once the descriptor limit is near, later files are opened and closed per
-//   request, and a line on stderr says so, since the floor is then no longer pure).
+//   kept open in a least-recently-used list of --open-files (16000, nginx's
+//   open_file_cache max in bench/): a file evicted is opened again at its next request.
 // --mode memory: head and body in one writev; each body read into memory once and kept
 //   for good (RSS grows to the site's requested bytes).
 //
@@ -39,16 +39,43 @@
 struct entry {
   char *path;
   size_t path_len;
-  int fd;      // sendfile mode: the kept descriptor
+  int fd;      // sendfile mode: the kept descriptor, or -1 once evicted
   char *body;  // memory mode: the bytes
   off_t len;
-  struct entry *next;
+  struct entry *next;              // in its hash bucket
+  struct entry *newer, *older;     // sendfile mode: in the LRU list while fd >= 0
 };
 
 static struct entry *table[BUCKETS];
 static const char *root = ".";
 static int memory_mode;
-static rlim_t fds_left;
+static long open_budget = 16000, open_count;
+static struct entry *newest, *oldest;
+
+static void lru_unlink(struct entry *e) {
+  if (e->newer) e->newer->older = e->older; else newest = e->older;
+  if (e->older) e->older->newer = e->newer; else oldest = e->newer;
+  e->newer = e->older = NULL;
+}
+
+static void lru_push(struct entry *e) {
+  e->older = newest;
+  e->newer = NULL;
+  if (newest) newest->newer = e; else oldest = e;
+  newest = e;
+}
+
+// Counts `e`'s new descriptor in, as the newest; closes the oldest when over budget.
+static void lru_admit(struct entry *e) {
+  lru_push(e);
+  if (++open_count > open_budget) {
+    struct entry *victim = oldest;
+    lru_unlink(victim);
+    close(victim->fd);
+    victim->fd = -1;
+    open_count--;
+  }
+}
 
 static unsigned hash(const char *s, size_t n) {
   unsigned h = 2166136261u;
@@ -56,13 +83,24 @@ static unsigned hash(const char *s, size_t n) {
   return h;
 }
 
-// The entry for `path`, opened (and in memory mode read) on first use. With the
-// descriptor limit reached, `spare` is filled for this one request (fd to close after).
-static struct entry *lookup(const char *path, size_t n, struct entry *spare) {
+// The entry for `path`, opened (and in memory mode read) on first use; in sendfile mode
+// with its descriptor open.
+static struct entry *lookup(const char *path, size_t n) {
   unsigned h = hash(path, n) & (BUCKETS - 1);
-  for (struct entry *e = table[h]; e; e = e->next)
-    if (e->path_len == n && !memcmp(e->path, path, n)) return e;
   char full[4096];
+  for (struct entry *e = table[h]; e; e = e->next) {
+    if (e->path_len != n || memcmp(e->path, path, n)) continue;
+    if (memory_mode) return e;
+    if (e->fd >= 0) {  // a hit: it becomes the newest
+      lru_unlink(e);
+      lru_push(e);
+      return e;
+    }
+    snprintf(full, sizeof full, "%s%.*s", root, (int)n, path);  // evicted: open it again
+    if ((e->fd = open(full, O_RDONLY | O_CLOEXEC)) < 0) return NULL;
+    lru_admit(e);
+    return e;
+  }
   snprintf(full, sizeof full, "%s%.*s", root, (int)n, path);
   int fd = open(full, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return NULL;
@@ -70,12 +108,6 @@ static struct entry *lookup(const char *path, size_t n, struct entry *spare) {
   if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
     close(fd);
     return NULL;
-  }
-  if (!memory_mode && fds_left == 0) {
-    static int said;
-    if (!said++) fprintf(stderr, "floor: descriptor limit reached; opening per request from now on\n");
-    *spare = (struct entry){.fd = fd, .len = st.st_size};
-    return spare;
   }
   struct entry *e = calloc(1, sizeof *e);
   e->path = strndup(path, n);
@@ -88,7 +120,7 @@ static struct entry *lookup(const char *path, size_t n, struct entry *spare) {
     close(fd);
     e->fd = -1;
   } else {
-    fds_left--;
+    lru_admit(e);
   }
   e->next = table[h];
   table[h] = e;
@@ -134,12 +166,17 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[i], "--root")) root = argv[++i];
     else if (!strcmp(argv[i], "--listen")) listen_at = argv[++i];
     else if (!strcmp(argv[i], "--mode")) memory_mode = !strcmp(argv[++i], "memory");
+    else if (!strcmp(argv[i], "--open-files")) open_budget = atol(argv[++i]);
   }
   struct rlimit lim;
   getrlimit(RLIMIT_NOFILE, &lim);
   lim.rlim_cur = lim.rlim_max;
   setrlimit(RLIMIT_NOFILE, &lim);
-  fds_left = lim.rlim_cur > 1100 ? lim.rlim_cur - 1100 : 0;  // room for connections
+  if (open_budget < 1 || (rlim_t)open_budget + 1100 > lim.rlim_cur) {  // room for connections
+    fprintf(stderr, "floor: --open-files %ld does not fit the descriptor limit %llu\n", open_budget,
+            (unsigned long long)lim.rlim_cur);
+    return 2;
+  }
 
   char host[64];
   int port, one = 1;
@@ -187,15 +224,14 @@ int main(int argc, char **argv) {
       while ((end = strstr(c->buf, "\r\n\r\n"))) {
         char *path = strchr(c->buf, ' ');
         char *stop = path ? strchr(path + 1, ' ') : NULL;
-        struct entry spare = {0}, *e = NULL;
+        struct entry *e = NULL;
         if (stop && stop > path + 1) {
           path++;
           size_t n = stop - path;
           if (n == 1) path = "/index.html", n = 11;
-          e = lookup(path, n, &spare);
+          e = lookup(path, n);
         }
         respond(c->fd, e);
-        if (e == &spare) close(spare.fd);
         size_t used = end + 4 - c->buf;
         memmove(c->buf, end + 4, c->have - used + 1);
         c->have -= used;
