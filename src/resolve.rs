@@ -165,7 +165,8 @@ impl Root {
 }
 
 /// Flags of every file opened: read-only, not inherited, never a controlling terminal, and
-/// non-blocking so a FIFO left in the site cannot block the server.
+/// non-blocking so a FIFO left in the site cannot block the server. `O_NOATIME` is added
+/// where the kernel allows it ([`Root::without_noatime_if_refused`]).
 const FLAGS: i32 = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK;
 
 /// A file the path names, open, with its identity when it was opened.
