@@ -3,7 +3,7 @@
 //!
 //! bcrypt is deliberately slow (~50 ms at cost 10), so it never runs on the event loop: a
 //! credential seen for the first time is verified on the blocking pool, at most
-//! [`AT_ONCE`] at a time, while other requests carry on; the result is remembered by a hash
+//! `AT_ONCE` at a time, while other requests carry on; the result is remembered by a hash
 //! of the whole `Authorization` value, so a logged-in browser pays bcrypt once, and a
 //! wrong guess repeated costs nothing more. Passwords are never logged or kept.
 

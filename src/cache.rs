@@ -11,7 +11,7 @@
 //! current generation is served as it is; an older one is checked again (its files'
 //! identities compared afresh) and reloaded only if they changed.
 //!
-//! ETags: a file up to [`HASH_INLINE_MAX`] is hashed as it is first read, so it never goes
+//! ETags: a file up to `HASH_INLINE_MAX` is hashed as it is first read, so it never goes
 //! out without one. A larger file is hashed in the background by one thread; until that
 //! finishes its responses carry no ETag (Last-Modified still validates), so no 200 ever
 //! carries an ETag that does not describe its bytes, and the first request does not wait

@@ -225,7 +225,7 @@ impl Default for Metrics {
 const METRICS_CONNECTIONS: usize = 16;
 
 /// Serves `GET /metrics` on `listener` until the task is aborted, with the same header and
-/// idle timeouts as the public listener and at most [`METRICS_CONNECTIONS`] at once: a
+/// idle timeouts as the public listener and at most `METRICS_CONNECTIONS` at once: a
 /// slow or stuck client must not hold memory or descriptors there either.
 pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, timeouts: Timeouts) {
     let slots = Arc::new(Semaphore::new(METRICS_CONNECTIONS));
