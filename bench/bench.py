@@ -91,14 +91,15 @@ server.max-connections = 4096
 server.errorlog = "{work}/lighttpd-error.log"
 mimetype.assign = ( ".html" => "text/html; charset=utf-8", ".bin" => "application/octet-stream" )
 """)
+    def tinyserve(name: str, *extra: str) -> tuple:
+        return ([str(REPO / "target/x86_64-unknown-linux-musl/release/tinyserve"), "--root", str(site),
+                 "--listen", f"127.0.0.1:{ports.get(name, 0)}", "--access-log", "off", *extra], "/readyz")
+
     return {
-        "tinyserve": ([str(REPO / "target/x86_64-unknown-linux-musl/release/tinyserve"), "--root", str(site),
-                       "--listen", f"127.0.0.1:{ports['tinyserve']}", "--access-log", "off"], "/readyz"),
+        "tinyserve": tinyserve("tinyserve"),
         # The same with a content budget that holds a large site's popular pages (for the
         # large-site case): pages go out from memory in one writev instead of sendfile.
-        "tinyserve-512MiB": ([str(REPO / "target/x86_64-unknown-linux-musl/release/tinyserve"), "--root", str(site),
-                              "--listen", f"127.0.0.1:{ports.get('tinyserve-512MiB', 0)}", "--access-log", "off",
-                              "--cache-max", "512MiB", "--cache-file-max", "32KiB"], "/readyz"),
+        "tinyserve-512MiB": tinyserve("tinyserve-512MiB", "--cache-max", "512MiB", "--cache-file-max", "32KiB"),
         "nginx": (["nginx", "-c", str(nginx_dir / "nginx.conf"), "-p", str(nginx_dir)], "/p150.html"),
         "lighttpd": (["lighttpd", "-D", "-f", str(lighttpd_conf)], "/p150.html"),
         "sws": ([str(tools / "bin/static-web-server"), "--host", "127.0.0.1", "--port", str(ports["sws"]),
