@@ -9,9 +9,17 @@
 //! is returned to the kernel whole when its last reference goes, so content costs exactly
 //! [`footprint`]: its length rounded up to pages. At most [`MAX_MAPPINGS`] live at once, and
 //! the heap where one cannot be made.
+//!
+//! A few dropped mappings are kept as *spares* ([`SPARE_PAGES`] pages in all, none over
+//! [`SPARE_MAX_PAGES`]) and handed to the next content of the same number of pages. When the
+//! cache churns (a page read in, another evicted, on every few responses) a fresh mapping
+//! costs an `mmap`, a page fault per page and an `munmap` that splits the kernel's merged
+//! area: on bench/'s uniform load with `--cache-max 512MiB --cache-file-max 32KiB` those
+//! were 14% of the server's samples, more than the `pread` that fills the buffer.
 
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use bytes::Bytes;
 
@@ -23,8 +31,37 @@ pub const PAGE: usize = 4096;
 /// covers the default budget (64 MiB is 16 384 pages) and leaves the rest alone.
 pub const MAX_MAPPINGS: usize = 16_384;
 
-/// Mappings alive now.
+/// Mappings alive now, spares included.
 static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// Pages kept in spare mappings at most (1 MiB): enough to carry a churning cache from one
+/// eviction to the next read, small beside the slack `--cache-max` + 16 MiB allows.
+pub const SPARE_PAGES: usize = 256;
+
+/// Largest mapping kept as a spare, in pages (64 KiB): what `--cache-file-max` is set to in
+/// practice; a larger one is rare enough to pay its `mmap`.
+pub const SPARE_MAX_PAGES: usize = 16;
+
+/// Dropped mappings by their number of pages (index), as addresses.
+struct Spares {
+    by_pages: [Vec<usize>; SPARE_MAX_PAGES + 1],
+    pages: usize,
+}
+
+static SPARES: Mutex<Spares> = Mutex::new(Spares {
+    by_pages: [const { Vec::new() }; SPARE_MAX_PAGES + 1],
+    pages: 0,
+});
+
+fn spares() -> std::sync::MutexGuard<'static, Spares> {
+    // Push and pop are single calls: a panic cannot leave the lists half-changed.
+    SPARES.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Pages a mapping of `len` bytes takes.
+fn pages(len: usize) -> usize {
+    len.div_ceil(PAGE)
+}
 
 /// What keeping `len` bytes of content costs the process: whole pages from a page on.
 pub fn footprint(len: u64) -> u64 {
@@ -35,7 +72,9 @@ pub fn footprint(len: u64) -> u64 {
     }
 }
 
-/// A zeroed buffer to read a file's bytes into, then [`Buffer::freeze`] to keep them.
+/// A buffer to read a file's bytes into, then [`Buffer::freeze`] to keep them. Its bytes
+/// are zeros, or (a spare mapping) what content dropped before held: whoever freezes it must
+/// have written every byte ([`crate::resolve::read_verified`] keeps only a full read).
 pub enum Buffer {
     /// Under a page, or where no mapping could be made.
     Heap(Vec<u8>),
@@ -44,8 +83,8 @@ pub enum Buffer {
 }
 
 impl Buffer {
-    /// `len` zeroed bytes.
-    pub fn zeroed(len: usize) -> Buffer {
+    /// `len` bytes to be overwritten.
+    pub fn for_len(len: usize) -> Buffer {
         if len >= PAGE {
             if let Some(m) = Mapping::new(len) {
                 return Buffer::Mapped(m);
@@ -86,6 +125,9 @@ unsafe impl Sync for Mapping {}
 
 impl Mapping {
     fn new(len: usize) -> Option<Mapping> {
+        if let Some(ptr) = Mapping::spare(pages(len)) {
+            return Some(Mapping { ptr, len });
+        }
         if LIVE.fetch_add(1, Ordering::Relaxed) >= MAX_MAPPINGS {
             LIVE.fetch_sub(1, Ordering::Relaxed);
             return None;
@@ -115,6 +157,32 @@ impl Mapping {
         };
         Some(Mapping { ptr, len })
     }
+
+    /// A spare mapping of `pages` pages, if one is kept.
+    fn spare(pages: usize) -> Option<NonNull<u8>> {
+        if pages > SPARE_MAX_PAGES {
+            return None;
+        }
+        let mut spares = spares();
+        let addr = spares.by_pages[pages].pop()?;
+        spares.pages -= pages;
+        NonNull::new(addr as *mut u8)
+    }
+
+    /// Keeps this mapping as a spare if there is room; false if it is to be unmapped.
+    fn keep_as_spare(&self) -> bool {
+        let pages = pages(self.len);
+        if pages > SPARE_MAX_PAGES {
+            return false;
+        }
+        let mut spares = spares();
+        if spares.pages + pages > SPARE_PAGES {
+            return false;
+        }
+        spares.pages += pages;
+        spares.by_pages[pages].push(self.ptr.as_ptr() as usize);
+        true
+    }
 }
 
 impl AsRef<[u8]> for Mapping {
@@ -126,6 +194,11 @@ impl AsRef<[u8]> for Mapping {
 
 impl Drop for Mapping {
     fn drop(&mut self) {
+        // Nothing refers to the mapping any more (Bytes drops its owner after its last
+        // clone): it can be handed to other content whole.
+        if self.keep_as_spare() {
+            return;
+        }
         // SAFETY: the mapping was made by `new` with this length and nothing refers to it
         // any more (Bytes drops its owner after its last clone).
         let r = unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
@@ -166,11 +239,10 @@ mod tests {
     fn content_of_a_page_or_more_is_mapped_and_reads_back() {
         let _turn = serial();
         for len in [1, 4095, 4096, 10_000, 1 << 20] {
-            let mut b = Buffer::zeroed(len);
+            let mut b = Buffer::for_len(len);
             assert_eq!(matches!(b, Buffer::Mapped(_)), len >= PAGE, "{len}");
             let s = b.as_mut_slice();
             assert_eq!(s.len(), len);
-            assert!(s.iter().all(|&x| x == 0));
             s[len - 1] = 7;
             let bytes = b.freeze();
             assert_eq!(bytes.len(), len);
@@ -189,7 +261,7 @@ mod tests {
         let before = anon_kib();
         let kept: Vec<Bytes> = (0..4096)
             .map(|_| {
-                let mut b = Buffer::zeroed(16 << 10);
+                let mut b = Buffer::for_len(16 << 10);
                 b.as_mut_slice().fill(1);
                 b.freeze()
             })
@@ -205,6 +277,60 @@ mod tests {
         );
     }
 
+    /// Fills a buffer of `len` with `byte` and keeps it.
+    fn content(len: usize, byte: u8) -> Bytes {
+        let mut b = Buffer::for_len(len);
+        b.as_mut_slice().fill(byte);
+        b.freeze()
+    }
+
+    #[test]
+    fn a_dropped_mapping_is_handed_to_the_next_content_of_its_size() {
+        let _turn = serial();
+        let first = content(3 * PAGE - 100, 1);
+        let addr = first.as_ptr();
+        drop(first);
+        assert!(
+            spares().by_pages[3].contains(&(addr as usize)),
+            "kept, not unmapped"
+        );
+        // Another size does not take it; the same number of pages does, whatever the length.
+        let other = content(5 * PAGE, 2);
+        assert_ne!(other.as_ptr(), addr);
+        let mut again = Buffer::for_len(2 * PAGE + 1);
+        assert!(matches!(again, Buffer::Mapped(_)));
+        assert_eq!(again.as_mut_slice().as_ptr(), addr, "the spare is reused");
+        assert!(!spares().by_pages[3].contains(&(addr as usize)));
+        assert_eq!(again.as_mut_slice().len(), 2 * PAGE + 1);
+        again.as_mut_slice().fill(3);
+        let again = again.freeze();
+        assert!(
+            again.iter().all(|&x| x == 3),
+            "it reads back what was written"
+        );
+        drop((other, again));
+    }
+
+    #[test]
+    fn spares_are_bounded_in_pages_and_in_size() {
+        let _turn = serial();
+        let before = anon_kib();
+        // 16 MiB of touched 4-page content dropped: all but SPARE_PAGES pages go back.
+        let kept: Vec<Bytes> = (0..1024).map(|_| content(4 * PAGE, 1)).collect();
+        drop(kept);
+        assert!(spares().pages <= SPARE_PAGES);
+        let after = anon_kib();
+        assert!(
+            after <= before + (SPARE_PAGES * PAGE / 1024) as u64 + 1024,
+            "{before} -> {after} KiB with at most {SPARE_PAGES} spare pages"
+        );
+        // Past SPARE_MAX_PAGES a mapping is never kept.
+        let big = content((SPARE_MAX_PAGES + 1) * PAGE, 1);
+        let pages_before = spares().pages;
+        drop(big);
+        assert_eq!(spares().pages, pages_before);
+    }
+
     #[test]
     fn past_the_cap_content_goes_to_the_heap() {
         let _turn = serial();
@@ -212,7 +338,7 @@ mod tests {
         // heap then comes sooner, never later.)
         let mut held = Vec::new();
         let heap = loop {
-            let b = Buffer::zeroed(PAGE);
+            let b = Buffer::for_len(PAGE);
             if matches!(b, Buffer::Heap(_)) {
                 break true;
             }
@@ -224,6 +350,6 @@ mod tests {
         assert!(heap, "{} mappings made, cap {MAX_MAPPINGS}", held.len());
         assert!(LIVE.load(Ordering::Relaxed) <= MAX_MAPPINGS);
         drop(held);
-        assert!(matches!(Buffer::zeroed(PAGE), Buffer::Mapped(_)));
+        assert!(matches!(Buffer::for_len(PAGE), Buffer::Mapped(_)));
     }
 }

@@ -301,11 +301,13 @@ pub fn open_verified(
 /// ([`crate::mapped`]), which the cache can give back whole; others (read only to be
 /// hashed) on the heap, which costs no mapping and no fresh pages.
 ///
-/// Positioned reads: the descriptor may be shared, its file position is never used.
+/// Positioned reads: the descriptor may be shared, its file position is never used. A
+/// buffer is kept only when every byte of it was read: one reused from dropped content
+/// ([`crate::mapped`]'s spares) holds that content's bytes until then.
 pub fn read_verified(file: &File, id: FileId, keep: bool) -> io::Result<Option<Bytes>> {
     let len = id.len as usize;
     let mut buf = if keep {
-        Buffer::zeroed(len)
+        Buffer::for_len(len)
     } else {
         Buffer::Heap(vec![0; len])
     };
