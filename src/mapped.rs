@@ -314,15 +314,16 @@ mod tests {
     #[test]
     fn spares_are_bounded_in_pages_and_in_size() {
         let _turn = serial();
-        let before = anon_kib();
-        // 16 MiB of touched 4-page content dropped: all but SPARE_PAGES pages go back.
+        // 16 MiB of touched 4-page content dropped: all but SPARE_PAGES pages (1 MiB) go
+        // back. Other tests run alongside: ask only that 13 of the 16 MiB came back.
         let kept: Vec<Bytes> = (0..1024).map(|_| content(4 * PAGE, 1)).collect();
+        let held = anon_kib();
         drop(kept);
         assert!(spares().pages <= SPARE_PAGES);
         let after = anon_kib();
         assert!(
-            after <= before + (SPARE_PAGES * PAGE / 1024) as u64 + 1024,
-            "{before} -> {after} KiB with at most {SPARE_PAGES} spare pages"
+            after + 13 * 1024 < held,
+            "{held} -> {after} KiB with at most {SPARE_PAGES} spare pages"
         );
         // Past SPARE_MAX_PAGES a mapping is never kept.
         let big = content((SPARE_MAX_PAGES + 1) * PAGE, 1);
