@@ -103,8 +103,12 @@ impl Buffer {
         }
     }
 
-    /// The bytes, kept until the last clone of the result is dropped.
-    pub fn freeze(self) -> Bytes {
+    /// The bytes, kept until the last clone of the result is dropped, once `written` (the
+    /// bytes filled, from the start) is all of them: a spare's bytes not overwritten would be
+    /// another file's, so that is checked, not assumed.
+    pub fn freeze(mut self, written: usize) -> Bytes {
+        let len = self.as_mut_slice().len();
+        assert_eq!(written, len, "content kept before all of it was written");
         match self {
             Buffer::Heap(v) => Bytes::from(v),
             Buffer::Mapped(m) => Bytes::from_owner(m),
@@ -194,8 +198,7 @@ impl AsRef<[u8]> for Mapping {
 
 impl Drop for Mapping {
     fn drop(&mut self) {
-        // Nothing refers to the mapping any more (Bytes drops its owner after its last
-        // clone): it can be handed to other content whole.
+        // Handed to other content whole while the spares have room; unmapped past that.
         if self.keep_as_spare() {
             return;
         }
@@ -244,7 +247,7 @@ mod tests {
             let s = b.as_mut_slice();
             assert_eq!(s.len(), len);
             s[len - 1] = 7;
-            let bytes = b.freeze();
+            let bytes = b.freeze(len);
             assert_eq!(bytes.len(), len);
             assert_eq!(bytes[len - 1], 7);
             let part = bytes.slice(len / 2..);
@@ -263,7 +266,7 @@ mod tests {
             .map(|_| {
                 let mut b = Buffer::for_len(16 << 10);
                 b.as_mut_slice().fill(1);
-                b.freeze()
+                b.freeze(16 << 10)
             })
             .collect();
         let held = anon_kib();
@@ -281,7 +284,7 @@ mod tests {
     fn content(len: usize, byte: u8) -> Bytes {
         let mut b = Buffer::for_len(len);
         b.as_mut_slice().fill(byte);
-        b.freeze()
+        b.freeze(len)
     }
 
     #[test]
@@ -303,7 +306,7 @@ mod tests {
         assert!(!spares().by_pages[3].contains(&(addr as usize)));
         assert_eq!(again.as_mut_slice().len(), 2 * PAGE + 1);
         again.as_mut_slice().fill(3);
-        let again = again.freeze();
+        let again = again.freeze(2 * PAGE + 1);
         assert!(
             again.iter().all(|&x| x == 3),
             "it reads back what was written"
@@ -330,6 +333,15 @@ mod tests {
         let pages_before = spares().pages;
         drop(big);
         assert_eq!(spares().pages, pages_before);
+    }
+
+    #[test]
+    #[should_panic(expected = "content kept before all of it was written")]
+    fn a_buffer_not_filled_to_its_end_is_never_kept() {
+        let _turn = serial();
+        let mut b = Buffer::for_len(2 * PAGE);
+        b.as_mut_slice()[..PAGE].fill(1);
+        b.freeze(PAGE);
     }
 
     #[test]

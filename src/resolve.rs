@@ -324,7 +324,7 @@ pub fn read_verified(file: &File, id: FileId, keep: bool) -> io::Result<Option<B
     if filled != len || grew || !id.matches(file)? {
         return Ok(None);
     }
-    Ok(Some(buf.freeze()))
+    Ok(Some(buf.freeze(filled)))
 }
 
 /// The content hash behind an ETag: XXH3-128 of the bytes, the same on every replica.
