@@ -98,18 +98,23 @@ pub async fn serve(
             tracing::debug!(%peer, error = %e, "connection ended with an error");
             return;
         }
-        let parts = conn.into_parts();
-        io = parts.io;
+        let http1::Parts {
+            io: rest, read_buf, ..
+        } = conn.into_parts();
+        io = rest;
         if !parking || stopping {
             // The client is done (or the server is): close as hyper would have.
             let _ = poll_fn(|cx| hyper::rt::Write::poll_shutdown(Pin::new(&mut io), cx)).await;
             return;
         }
-        if !parts.read_buf.is_empty() {
+        if !read_buf.is_empty() {
             // A request began as hyper let go: serve it at once.
-            io.inner_mut().inner_mut().unread(parts.read_buf);
+            io.inner_mut().inner_mut().unread(read_buf);
             continue;
         }
+        // hyper's read buffer, frozen: empty, it still holds its whole allocation (8 KiB),
+        // which the park is there to give back.
+        drop(read_buf);
         let idle_left = io.inner().idle_left();
         tracing::debug!(%peer, "parked");
         tokio::select! {

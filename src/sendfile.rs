@@ -528,13 +528,19 @@ mod tests {
         let (stream, _) = listener.accept().await.unwrap();
         let mut io = SendfileIo::new(stream, Arc::new(Segments::default()));
         client.write_all(b" HTTP/1.1\r\n").unwrap();
-        io.unread(Bytes::from_static(b"GET /"));
+        // The rest of a parked connection's read buffer: a view of the whole allocation.
+        let buffer = Bytes::from(b"GET /".to_vec());
+        io.unread(buffer.clone());
         let mut got = vec![0u8; 16];
         let mut n = 0;
         while n < 16 {
             n += io.read(&mut got[n..]).await.unwrap();
         }
         assert_eq!(&got, b"GET / HTTP/1.1\r\n");
+        assert!(
+            buffer.is_unique(),
+            "once read, the buffer is let go, not kept by an empty view"
+        );
     }
 
     #[test]

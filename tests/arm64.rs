@@ -19,14 +19,7 @@ const QEMU: &str = "qemu-aarch64-static";
 fn arm64_binary() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let status = Command::new("cargo")
-            .args(["build", "--release", "--locked", "--target", TARGET])
-            .current_dir(root)
-            .status()
-            .expect("run cargo");
-        assert!(status.success(), "cargo build --target {TARGET} failed");
-        let binary = root.join(format!("target/{TARGET}/release/tinyserve"));
+        let binary = release_binary(TARGET);
         let bytes = std::fs::read(&binary).unwrap();
         // ELF e_machine 183: AArch64, so qemu, not the host, runs what follows.
         assert_eq!(u16::from_le_bytes([bytes[18], bytes[19]]), 183);

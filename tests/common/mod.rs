@@ -7,7 +7,7 @@ pub mod docker;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -22,6 +22,20 @@ pub struct Server {
     /// Every line the server printed on stdout so far.
     pub lines: Arc<Mutex<Vec<String>>>,
     new_line: mpsc::Receiver<String>,
+}
+
+/// Builds the release binary for `target` as `docker/build-image.sh` does (`cargo build
+/// --release --locked --target …`) and returns its path: the binary users run, with the
+/// allocator and settings they get, where `BIN` is this test build's.
+pub fn release_binary(target: &str) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let status = Command::new("cargo")
+        .args(["build", "--release", "--locked", "--target", target])
+        .current_dir(root)
+        .status()
+        .expect("run cargo");
+    assert!(status.success(), "cargo build --target {target} failed");
+    root.join(format!("target/{target}/release/tinyserve"))
 }
 
 impl Server {
