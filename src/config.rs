@@ -468,8 +468,9 @@ where
     })))
 }
 
-/// Memory per open connection, measured (`bench/connections.py`: 14.3 KiB idle after a
-/// request in a burst, 16.5 KiB in the middle of a download), with headroom.
+/// Memory per open connection, measured (`bench/connections.py`: 15.4-16.5 KiB in the
+/// middle of a download, which the cap must allow for every connection; 4.8 KiB idle after
+/// a request in a burst, once parked), with headroom.
 pub const CONNECTION_MEMORY: u64 = 20 * 1024;
 /// The process apart from the cache and the connections (1.6 MiB at start), with room for
 /// the allocator's slack and requests in progress.
