@@ -171,8 +171,11 @@ impl Cache {
         // Watched before it is looked at: a change after this point moves the generation.
         self.watch
             .watch_folders(self.root.path(), resolve::folders(key));
+        // The rule files as the last look at them found them (each request's first look
+        // at a new generation, in `rules`): never served under any name.
+        let hidden: Vec<FileId> = self.lock_rules().1.iter().flatten().copied().collect();
         for _ in 0..3 {
-            let probe = resolve::probe(&self.root, key);
+            let probe = resolve::probe(&self.root, key, &hidden);
             if let Some(found) = self.lock().revalidate(key, generation, &probe) {
                 return found;
             }
@@ -307,7 +310,7 @@ impl Cache {
     /// error is logged with its file and line).
     pub fn rules(&self) -> Arc<Rules> {
         let generation = self.watch.generation();
-        let mut r = self.rules.lock().unwrap_or_else(|e| e.into_inner());
+        let mut r = self.lock_rules();
         if r.0 != generation {
             r.0 = generation;
             let ids = rule_ids(self.root.path());
@@ -325,6 +328,11 @@ impl Cache {
             }
         }
         r.2.clone()
+    }
+
+    fn lock_rules(&self) -> MutexGuard<'_, (u64, [Option<FileId>; 2], Arc<Rules>)> {
+        // Replaced whole under the lock: a poisoned lock still guards consistent data.
+        self.rules.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Drops what is kept for `key`, after its files were found changed.

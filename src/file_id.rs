@@ -37,6 +37,13 @@ impl FileId {
         }
     }
 
+    /// Whether `other` is the same file (device and inode), whatever its contents or name:
+    /// a hard link, a symlink's target or, on a case-insensitive file system, `_Headers`
+    /// for `_headers`.
+    pub fn same_file(&self, other: &FileId) -> bool {
+        self.dev == other.dev && self.ino == other.ino
+    }
+
     /// Whether the open `file` still has this identity (one `fstat`).
     pub fn matches(&self, file: &File) -> io::Result<bool> {
         Ok(FileId::of(&file.metadata()?) == *self)

@@ -219,16 +219,23 @@ fn open_meta(root: &Root, rel: &str) -> Option<(File, fs::Metadata, bool)> {
     Some((file, meta, via_symlink))
 }
 
-/// Looks at what `key` names under the root: its files, opened.
-pub fn probe(root: &Root, key: &str) -> Probe {
+/// Looks at what `key` names under the root: its files, opened. `hidden` are files never
+/// served whatever names them (the site's `_headers` and `_redirects`).
+pub fn probe(root: &Root, key: &str, hidden: &[FileId]) -> Probe {
     let rel = key.trim_start_matches('/');
-    if crate::rules::FILES.contains(&rel) {
-        // The site's own rules are never served.
+    if crate::rules::is_rules_file(rel) {
         return Probe::Missing;
     }
     let Some((file, meta, via_symlink)) = open_meta(root, rel) else {
         return Probe::Missing;
     };
+    // By identity too, not only by name: on a case-insensitive mount (Docker Desktop's
+    // shares) `/_Headers`, or a name that folds to it (`_headerſ`), opens the rules file,
+    // and so do a hard link or a symlink to it.
+    let id = FileId::of(&meta);
+    if hidden.iter().any(|h| h.same_file(&id)) {
+        return Probe::Missing;
+    }
     if meta.is_dir() {
         let index = open_meta(root, &format!("{rel}/index.html"));
         return match index {
@@ -246,7 +253,7 @@ pub fn probe(root: &Root, key: &str) -> Probe {
     }
     let mut files = vec![Probed {
         encoding: Encoding::Identity,
-        id: FileId::of(&meta),
+        id,
         file,
         via_symlink,
     }];

@@ -108,8 +108,72 @@ impl Pattern {
     }
 }
 
+/// `template` with each `:name` replaced by its value, encoded ([`encode`]). One pass over
+/// the template: a value is never searched for placeholders itself (a splat holding
+/// `a:id` stays `a:id`), and where names overlap the longest wins (`:idx` over `:id`).
+fn substitute(template: &str, values: &[(String, String)]) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(at) = rest.find(':') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let value = values
+            .iter()
+            .filter(|(name, _)| after.starts_with(name.as_str()))
+            .max_by_key(|(name, _)| name.len());
+        match value {
+            // The values are decoded path text: encoded again, so that a `%3F` or `%23`
+            // in the request stays part of the path instead of starting a query or a
+            // fragment, and CR, LF or non-ASCII bytes cannot reach `Location`.
+            Some((name, value)) => {
+                out.push_str(&encode(value, name == "splat"));
+                rest = &after[name.len()..];
+            }
+            None => {
+                out.push(':');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Whether `target` is a path on this site: one leading `/`, not `//` or `/\` (which
+/// browsers read as another host).
+fn is_local(target: &str) -> bool {
+    target.starts_with('/') && !target[1..].starts_with(['/', '\\'])
+}
+
+/// Percent-encodes decoded path text for a URL: unreserved characters and the
+/// sub-delimiters that mean nothing special in a path or a query value stay, `/` only in a
+/// splat (which spans segments); everything else, `%`, `?`, `#`, `&`, `=`, `+`, space,
+/// controls and every non-ASCII byte among it, becomes `%XX`.
+fn encode(value: &str, splat: bool) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = String::with_capacity(value.len());
+    for &b in value.as_bytes() {
+        let keep =
+            b.is_ascii_alphanumeric() || b"-._~!$'()*,:@".contains(&b) || (splat && b == b'/');
+        if keep {
+            out.push(b as char);
+        } else {
+            out.push('%');
+            out.push(HEX[(b >> 4) as usize] as char);
+            out.push(HEX[(b & 15) as usize] as char);
+        }
+    }
+    out
+}
+
 /// The two files' names at the root.
 pub const FILES: [&str; 2] = ["_headers", "_redirects"];
+
+/// Whether `rel` (relative to the root) names one of [`FILES`], in any case: on a
+/// case-insensitive mount `_Headers` is `_headers`.
+pub fn is_rules_file(rel: &str) -> bool {
+    FILES.iter().any(|f| f.eq_ignore_ascii_case(rel))
+}
 
 impl Rules {
     /// Reads and parses the root's `_headers` and `_redirects` (either may be missing).
@@ -202,6 +266,16 @@ impl Rules {
                     "{name} is set by the server per response (framing or hop-by-hop)"
                 )));
             }
+            if name.as_str() == "basic-auth" {
+                // Netlify reads this line as "password-protect this path"; sent as a header
+                // it would hand every visitor the password and protect nothing.
+                return Err(err(
+                    "Basic-Auth is Netlify's password protection, not a header: sent, it \
+                     would give every visitor the password; protect the site with \
+                     --basic-auth-file (an htpasswd file made with htpasswd -B) instead"
+                        .into(),
+                ));
+            }
             let value = HeaderValue::from_str(value.trim())
                 .map_err(|_| err(format!("{:?} is not a header value", value.trim())))?;
             block.push((name, value));
@@ -230,12 +304,12 @@ impl Rules {
             let Some(values) = r.from.matches(path) else {
                 continue;
             };
-            let mut to = r.to.clone();
-            let mut values = values;
-            // Longest names first, so `:id` cannot eat the start of `:idx`.
-            values.sort_by_key(|(name, _)| std::cmp::Reverse(name.len()));
-            for (name, value) in &values {
-                to = to.replace(&format!(":{name}"), value);
+            let mut to = substitute(&r.to, &values);
+            if is_local(&r.to) && !is_local(&to) {
+                // A target on this site must stay on it: `/:splat` with a splat that
+                // begins with `/` would otherwise be `//host/...`, another site.
+                let off_site = to.len() - to.trim_start_matches(['/', '\\']).len();
+                to.replace_range(..off_site, "/");
             }
             if r.status == StatusCode::OK {
                 return Some(Action::Rewrite(to));
@@ -324,6 +398,73 @@ mod tests {
             .collect();
         assert_eq!(got, ["x-a=1", "x-b=1", "x-b=2"]);
         assert_eq!(r.headers_for("/other").count(), 2);
+    }
+
+    #[test]
+    fn values_are_encoded_again_and_never_searched_for_placeholders() {
+        let r = rules(
+            "",
+            "/go/* /target/:splat 302\n/u/:id/* /p/:splat?id=:id 302\n/* /:splat 301\n",
+        );
+        let location = |p: &str| match r.redirect(p, None, false) {
+            Some(Action::Redirect(_, l)) => l,
+            other => panic!("{p}: {other:?}"),
+        };
+        // What the request had encoded stays encoded: no query, no fragment, no new line.
+        assert_eq!(location("/go/a?b#c"), "/target/a%3Fb%23c");
+        assert_eq!(
+            location("/go/a\r\nSet-Cookie: x"),
+            "/target/a%0D%0ASet-Cookie:%20x"
+        );
+        assert_eq!(location("/go/caf\u{e9} 1/x"), "/target/caf%C3%A9%201/x");
+        assert_eq!(location("/go/100%"), "/target/100%25");
+        // A placeholder's value in a query cannot add parameters.
+        assert_eq!(location("/u/7&admin=1/x"), "/p/x?id=7%26admin%3D1");
+        // A value holding `:id` is not substituted again.
+        assert_eq!(location("/u/7/a:id"), "/p/a:id?id=7");
+    }
+
+    #[test]
+    fn a_local_target_never_becomes_another_host() {
+        let r = rules("", "/x/* https://example.com/:splat 302\n/* /:splat 301\n");
+        for path in [
+            "//evil.example/x",
+            "///evil.example",
+            "/\\evil.example",
+            "/\\/evil",
+        ] {
+            let Some(Action::Redirect(_, l)) = r.redirect(path, None, false) else {
+                panic!("{path}");
+            };
+            assert!(
+                l.starts_with('/') && !l[1..].starts_with(['/', '\\']),
+                "{path} -> {l}"
+            );
+        }
+        // An external target is the rule's own choice.
+        assert_eq!(
+            r.redirect("/x/a", None, false),
+            Some(Action::Redirect(
+                StatusCode::FOUND,
+                "https://example.com/a".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn basic_auth_is_refused_and_never_becomes_a_header() {
+        let e = Rules::parse(
+            Some("/*\n  X-Frame-Options: DENY\n  Basic-Auth: alice:secret123\n"),
+            None,
+            &["content-length"],
+        )
+        .unwrap_err();
+        assert!(e.starts_with("_headers:3: Basic-Auth"), "{e}");
+        assert!(e.contains("--basic-auth-file"), "{e}");
+        assert!(
+            !e.contains("secret123"),
+            "the password is not repeated: {e}"
+        );
     }
 
     #[test]

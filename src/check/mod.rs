@@ -228,7 +228,7 @@ fn walk(root: &Root, dir: &Path, url: &str, site: &mut Site, report: &mut Report
         }
         let path = format!("{url}{name}");
         let rel = &path[1..];
-        if url == "/" && crate::rules::FILES.contains(&name) {
+        if url == "/" && crate::rules::is_rules_file(name) {
             continue;
         }
         let kind = entry.file_type();
