@@ -27,6 +27,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::sync::{watch, Notify};
 
+use crate::auth::Admission;
 use crate::body::Body;
 use crate::idle::{TimedIo, Timeouts};
 use crate::observe::{Observe, Recorder};
@@ -167,14 +168,24 @@ impl hyper::service::Service<Request<Incoming>> for Connection {
     fn call(&self, req: Request<Incoming>) -> Answer {
         // Credentials seen for the first time are checked with bcrypt off the event loop;
         // every other request is answered at once.
-        let Some(auth) = self.service.inner().needs_verifying(&req) else {
-            return Answer::Now(Some(self.respond(&req)));
-        };
-        let conn = self.clone();
-        Answer::Later(Box::pin(async move {
-            auth.verify(req.headers()).await;
-            conn.respond(&req)
-        }))
+        let client = self.service.client(self.peer.ip(), req.headers());
+        match self.service.inner().admission(&req, client) {
+            None => Answer::Now(Some(self.respond(&req))),
+            Some(Admission::Busy) => {
+                let mut response = self
+                    .service
+                    .respond_by(&req, Some(self.peer), |site| site.too_many_logins());
+                response.body_mut().deliver_through(&self.segments);
+                Answer::Now(Some(response))
+            }
+            Some(Admission::Verify(verification)) => {
+                let conn = self.clone();
+                Answer::Later(Box::pin(async move {
+                    verification.run().await;
+                    conn.respond(&req)
+                }))
+            }
+        }
     }
 }
 

@@ -33,6 +33,24 @@ pub const REFUSED_HEADERS: [&str; 13] = [
     "date",
 ];
 
+/// Headers that tell caches how long to keep a response. From `_headers` or `--header`
+/// they describe the file a path serves, so they never go on an error (4xx, 5xx): a
+/// `/assets/*` rule making assets immutable must not make the 404 of a missing asset a
+/// year-long cache entry (the server's own `no-store` stays there).
+pub const CACHING_HEADERS: [&str; 6] = [
+    "cache-control",
+    "expires",
+    "pragma",
+    "surrogate-control",
+    "cdn-cache-control",
+    "cloudflare-cdn-cache-control",
+];
+
+/// Whether `name` is one of [`CACHING_HEADERS`].
+pub fn is_caching(name: &http::HeaderName) -> bool {
+    CACHING_HEADERS.contains(&name.as_str())
+}
+
 /// `Cache-Control` of files that never change under their name.
 pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 

@@ -57,12 +57,28 @@ impl Observe<SiteService> {
         &self.inner
     }
 
+    /// Who sent a request from `peer` with `headers`: the peer, or whom a trusted proxy
+    /// says it forwards for.
+    pub fn client(&self, peer: IpAddr, headers: &http::HeaderMap) -> IpAddr {
+        self.recorder.trusted.client(peer, headers)
+    }
+
     /// Answers `req` from `peer` and records it. The server's connections call this with
     /// `&self`, through hyper's `Service` (tower's takes `&mut self`, which would need a
     /// clone of the service per request).
     pub fn respond<B>(&self, req: &Request<B>, peer: Option<SocketAddr>) -> Response<Body> {
+        self.respond_by(req, peer, |site| site.respond(req))
+    }
+
+    /// Like [`Self::respond`], with the response `answer` makes.
+    pub fn respond_by<B>(
+        &self,
+        req: &Request<B>,
+        peer: Option<SocketAddr>,
+        answer: impl FnOnce(&SiteService) -> Response<Body>,
+    ) -> Response<Body> {
         let pending = Pending::begin(&self.recorder, req, peer);
-        let mut response = self.inner.respond(req);
+        let mut response = answer(&self.inner);
         if let Some(p) = pending {
             p.attach(&mut response);
         }

@@ -2,6 +2,7 @@
 //! readiness, then files from the [`Cache`]. It never waits on anything, so its future is
 //! always ready; streaming a large file happens later, inside the body.
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -10,7 +11,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 
-use crate::auth::{self, BasicAuth, Verdict};
+use crate::auth::{self, Admission, BasicAuth, Verdict};
 use crate::body::Body;
 use crate::cache::{Asset, Cache, Content, Found};
 use crate::conditional::{self, Outcome, Validators};
@@ -50,8 +51,10 @@ pub struct SiteService {
 struct Shared {
     cache: Arc<Cache>,
     readiness: Arc<Readiness>,
-    /// `X-Content-Type-Options` and the configured extra headers: on every response.
+    /// `X-Content-Type-Options` and the configured extra headers: on every response...
     common: HeaderMap,
+    /// ...but an error's: those without caching headers ([`headers::CACHING_HEADERS`]).
+    common_errors: HeaderMap,
     /// The `--fallback` file's path, answering unknown paths with 200.
     fallback: Option<String>,
     /// `--cors-origins`, when set.
@@ -73,6 +76,11 @@ impl SiteService {
                 cache,
                 readiness,
                 common: common_headers(config),
+                common_errors: common_headers(config)
+                    .iter()
+                    .filter(|(name, _)| !headers::is_caching(name))
+                    .map(|(name, value)| (name.clone(), value.clone()))
+                    .collect(),
                 fallback: config.fallback.as_ref().map(|f| format!("/{f}")),
                 cors: config.cors_origins.clone(),
                 auth: config.basic_auth.clone(),
@@ -80,13 +88,29 @@ impl SiteService {
         }
     }
 
-    /// The credentials of `req` still to be verified before it can be answered (bcrypt is
-    /// slow: the connection does that off the event loop, then calls [`Self::respond`]).
-    pub fn needs_verifying<B>(&self, req: &Request<B>) -> Option<Arc<BasicAuth>> {
+    /// What must happen before `req`, from `client`, can be answered: `None` if nothing
+    /// (no auth, a probe, or credentials whose verdict is known); else the verification
+    /// of its credentials (bcrypt is slow: the connection runs it off the event loop, then
+    /// calls [`Self::respond`]), or `Busy` when too many wait ([`Self::too_many_logins`]).
+    pub fn admission<B>(&self, req: &Request<B>, client: IpAddr) -> Option<Admission> {
         let auth = self.shared.auth.as_ref()?;
         (!crate::path::is_probe(req.uri().path())
             && auth.verdict(req.headers()) == Verdict::Unknown)
-            .then(|| auth.clone())
+            .then(|| auth.admit(req.headers(), client))
+    }
+
+    /// The answer to a request whose credentials cannot be verified now: too many others
+    /// wait for bcrypt. Nothing was checked, so nothing is said about them.
+    pub fn too_many_logins(&self) -> Response<Body> {
+        let mut r = self.shared.text(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many logins waiting; try again in a second\n",
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        r.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        r
     }
 
     /// Answers one request. Only the head is read: GET and HEAD have no body to wait for.
@@ -134,9 +158,12 @@ impl SiteService {
             }
         };
         if let Some(rules) = &rules {
-            // `_headers` over the server's own.
+            // `_headers` over the server's own; on an error, not what caches keep.
+            let error = response.status().is_client_error() || response.status().is_server_error();
             for (name, value) in rules.headers_for(req.uri().path()) {
-                response.headers_mut().insert(name.clone(), value.clone());
+                if !(error && headers::is_caching(name)) {
+                    response.headers_mut().insert(name.clone(), value.clone());
+                }
             }
         }
         if let Some(origins) = s.cors.as_ref().filter(|_| !preflight) {
@@ -370,7 +397,7 @@ impl Shared {
         let Some(body) = self.body(&page, 0, 0, page.variants[0].len()) else {
             return self.text(StatusCode::NOT_FOUND, "not found\n");
         };
-        let mut headers = self.common.clone();
+        let mut headers = self.common_errors.clone();
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/html; charset=utf-8"),
@@ -393,7 +420,11 @@ impl Shared {
     }
 
     fn text(&self, status: StatusCode, text: &'static str) -> Response<Body> {
-        let mut headers = self.common.clone();
+        let mut headers = if status.is_client_error() || status.is_server_error() {
+            self.common_errors.clone()
+        } else {
+            self.common.clone()
+        };
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=utf-8"),
