@@ -88,7 +88,6 @@ ENV CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=ld.lld
 WORKDIR /src
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY .cargo ./.cargo
-COPY csrc ./csrc
 # Build the dependencies against an empty crate, so editing src/ reuses this layer.
 RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
  && cargo build --release --locked --target "$(cat /rust-target)" \

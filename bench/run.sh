@@ -11,7 +11,7 @@ done
 if [ "${#need[@]}" -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    nginx-light lighttpd wrk curl util-linux musl-tools >/dev/null
+    nginx-light lighttpd wrk curl util-linux >/dev/null
 fi
 # nginx and lighttpd packages start system services; the benchmark runs its own.
 systemctl stop nginx lighttpd 2>/dev/null || service nginx stop 2>/dev/null || true

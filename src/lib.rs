@@ -41,7 +41,6 @@ pub mod idle;
 pub mod listen;
 pub mod logging;
 pub mod mapped;
-pub mod memcpy;
 pub mod metrics;
 pub mod mime;
 pub mod negotiate;

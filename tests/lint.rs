@@ -287,7 +287,6 @@ fn the_source_build_stage_gets_every_build_input() {
         ".cargo",
         "build.rs",
         "src",
-        "csrc",
     ];
     let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
     let build_stage = dockerfile
@@ -396,4 +395,28 @@ fn delivery_runs_only_after_ci_passed_and_e2e_tests_the_shipped_target() {
         deliver["jobs"]["deploy"]["concurrency"]["cancel-in-progress"],
         false
     );
+}
+
+#[test]
+fn the_static_build_needs_no_c_compiler() {
+    // A fresh machine with only Rust builds the musl binary: no crate compiles C (cc-rs
+    // would look for `x86_64-linux-musl-gcc`), and rustup's self-contained musl targets are
+    // linked by Rust's own lld, not by a musl gcc.
+    let lock = std::fs::read_to_string(root().join("Cargo.lock")).unwrap();
+    for c_builder in ["cc", "cmake", "pkg-config"] {
+        assert!(
+            !lock.contains(&format!("name = \"{c_builder}\"\n")),
+            "Cargo.lock pulls in {c_builder}: the static build would need a C toolchain"
+        );
+    }
+    assert!(!root().join("csrc").exists(), "csrc/ is back");
+    let config = std::fs::read_to_string(root().join(".cargo/config.toml")).unwrap();
+    for target in ["x86_64-unknown-linux-musl", "aarch64-unknown-linux-musl"] {
+        let section = config
+            .split(&format!("[target.{target}]"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no [target.{target}] in .cargo/config.toml"));
+        let linker = section.lines().find(|l| l.starts_with("linker")).unwrap();
+        assert!(linker.contains("rust-lld"), "{target} links with {linker}");
+    }
 }
