@@ -18,8 +18,7 @@
 //! - [`server`]: the accept loop, the connection cap and the shutdown sequence;
 //!   [`connection`]: one client's connection, timeouts ([`idle`]) and parking between
 //!   requests; [`run`] is the entry point tests call with their own shutdown future.
-//! - [`signal`], [`logging`], [`healthcheck`]: what `main` wires up around [`run`];
-//!   [`small_alloc`], the binary's allocator (musl's behind a per-thread cache).
+//! - [`signal`], [`logging`], [`healthcheck`]: what `main` wires up around [`run`].
 //! - [`check`]: the `tinyserve check` subcommand, a linter for the site.
 
 pub mod auth;
@@ -54,7 +53,6 @@ pub mod sendfile;
 pub mod server;
 pub mod service;
 pub mod signal;
-pub mod small_alloc;
 pub mod store;
 pub mod watch;
 

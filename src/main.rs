@@ -4,11 +4,6 @@
 use std::process::ExitCode;
 
 use tinyserve::config::{self, Command, Config};
-use tinyserve::small_alloc::{self, SmallAlloc};
-
-/// musl's allocator behind a per-thread cache of small blocks (see `small_alloc`).
-#[global_allocator]
-static ALLOCATOR: SmallAlloc = SmallAlloc;
 
 fn main() -> ExitCode {
     let command = match config::parse(std::env::args_os().skip(1), |k| std::env::var(k).ok()) {
@@ -80,18 +75,13 @@ fn serve(config: Config) -> ExitCode {
     let workers = config
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    // Threads that serve requests keep the small blocks they free (see small_alloc); the
-    // blocking pool's threads come and go, so they hand theirs back when they stop.
     let runtime = if workers == 1 {
-        small_alloc::cache_this_thread();
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
     } else {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(workers)
-            .on_thread_start(small_alloc::cache_this_thread)
-            .on_thread_stop(small_alloc::release_this_thread)
             .enable_all()
             .build()
     };
