@@ -281,13 +281,7 @@ fn deliver_deploys_the_pushed_digest_with_pull_access_and_a_failure_webhook() {
 fn the_source_build_stage_gets_every_build_input() {
     // What `cargo build` reads: a file missing here breaks only the online image build,
     // which cannot run on a machine without a registry.
-    let inputs = [
-        "Cargo.toml",
-        "Cargo.lock",
-        ".cargo",
-        "build.rs",
-        "src",
-    ];
+    let inputs = ["Cargo.toml", "Cargo.lock", ".cargo", "build.rs", "src"];
     let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
     let build_stage = dockerfile
         .split("\nFROM ")

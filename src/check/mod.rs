@@ -565,7 +565,7 @@ fn check_types(site: &Site, report: &mut Report) {
             continue;
         }
         let name = path.rsplit('/').next().unwrap_or(path);
-        if crate::mime::content_type(name) == "application/octet-stream" {
+        if crate::mime::content_type(name) == crate::mime::UNKNOWN {
             report.add(
                 Level::Warning,
                 &path[1..],
