@@ -42,6 +42,13 @@ enum Kind {
     File(FileStream),
 }
 
+impl Default for Body {
+    /// No body (what tower-http's CORS layer answers a preflight with).
+    fn default() -> Body {
+        Body::empty()
+    }
+}
+
 impl Body {
     /// No body.
     pub fn empty() -> Body {

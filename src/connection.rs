@@ -13,33 +13,29 @@
 //! connection on the same socket; bytes hyper had read but not used are put back in front.
 //! Nothing is sent to the client either way.
 
-use std::convert::Infallible;
-use std::future::{poll_fn, Future};
+use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
+use http::StatusCode;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpStream;
 use tokio::sync::{watch, Notify};
 
-use crate::auth::Admission;
-use crate::body::Body;
 use crate::idle::{TimedIo, Timeouts};
-use crate::observe::{Observe, Recorder};
+use crate::observe::Recorder;
 use crate::sendfile::{require_vectored, Segments, SendfileIo};
-use crate::service::SiteService;
+use crate::stack::Stack;
 
 /// What every connection shares.
 pub struct Shared {
     /// hyper's settings.
     pub http: http1::Builder,
-    /// The site, recorded.
-    pub service: Observe<SiteService>,
+    /// The request path ([`crate::stack`]).
+    pub stack: Stack,
     /// For requests hyper refuses before the service sees them.
     pub recorder: Arc<Recorder>,
     /// Header and idle timeouts.
@@ -62,11 +58,7 @@ pub async fn serve(
         tracing::error!(%peer, error = %e, "connection refused");
         return;
     }
-    let service = Connection {
-        service: shared.service.clone(),
-        segments,
-        peer,
-    };
+    let service = TowerToHyperService::new(shared.stack.for_connection(peer, segments.clone()));
     loop {
         // A fresh signal per hyper connection: a rest noticed before the last park must not
         // end the next connection before it has read its request.
@@ -79,7 +71,7 @@ pub async fn serve(
             tokio::select! {
                 r = poll_fn(|cx| conn.poll_without_shutdown(cx)) => break r,
                 _ = rest.notified(), if !parking && !stopping => {
-                    if service.segments.is_empty() {
+                    if segments.is_empty() {
                         Pin::new(&mut *conn).graceful_shutdown();
                         parking = true;
                     }
@@ -141,69 +133,4 @@ fn rejection_status(e: &hyper::Error) -> Option<StatusCode> {
         });
     }
     (e.is_parse() && !e.is_parse_version_h2()).then_some(StatusCode::BAD_REQUEST)
-}
-
-/// One connection's service: the shared one, with file bodies sent by `sendfile` through
-/// this connection's [`SendfileIo`], and the peer's address for the access log.
-#[derive(Clone)]
-struct Connection {
-    service: Observe<SiteService>,
-    segments: Arc<Segments>,
-    peer: SocketAddr,
-}
-
-impl Connection {
-    fn respond(&self, req: &Request<Incoming>) -> Response<Body> {
-        let mut response = self.service.respond(req, Some(self.peer));
-        response.body_mut().deliver_through(&self.segments);
-        response
-    }
-}
-
-impl hyper::service::Service<Request<Incoming>> for Connection {
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = Answer;
-
-    fn call(&self, req: Request<Incoming>) -> Answer {
-        // Credentials seen for the first time are checked with bcrypt off the event loop;
-        // every other request is answered at once.
-        let client = self.service.client(self.peer.ip(), req.headers());
-        match self.service.inner().admission(&req, client) {
-            None => Answer::Now(Some(self.respond(&req))),
-            Some(Admission::Busy) => {
-                let mut response = self
-                    .service
-                    .respond_by(&req, Some(self.peer), |site| site.too_many_logins());
-                response.body_mut().deliver_through(&self.segments);
-                Answer::Now(Some(response))
-            }
-            Some(Admission::Verify(verification)) => {
-                let conn = self.clone();
-                Answer::Later(Box::pin(async move {
-                    verification.run().await;
-                    conn.respond(&req)
-                }))
-            }
-        }
-    }
-}
-
-/// A response now, or once credentials are verified.
-// `Now` is every request's path: boxing it, as the lint suggests, would allocate per request.
-#[allow(clippy::large_enum_variant)]
-enum Answer {
-    Now(Option<Response<Body>>),
-    Later(Pin<Box<dyn Future<Output = Response<Body>> + Send>>),
-}
-
-impl Future for Answer {
-    type Output = Result<Response<Body>, Infallible>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.get_mut() {
-            Answer::Now(r) => Poll::Ready(Ok(r.take().expect("polled after it completed"))),
-            Answer::Later(f) => f.as_mut().poll(cx).map(Ok),
-        }
-    }
 }

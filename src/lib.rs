@@ -22,6 +22,7 @@
 //! - [`check`]: the `tinyserve check` subcommand, a linter for the site.
 
 pub mod auth;
+pub mod auth_layer;
 pub mod body;
 pub mod cache;
 pub mod cgroup;
@@ -33,6 +34,7 @@ pub mod cors;
 pub mod delivery;
 pub mod entry;
 pub mod file_id;
+pub mod finish;
 pub mod headers;
 pub mod healthcheck;
 pub mod host;
@@ -53,6 +55,7 @@ pub mod sendfile;
 pub mod server;
 pub mod service;
 pub mod signal;
+pub mod stack;
 pub mod store;
 pub mod watch;
 

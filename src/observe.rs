@@ -3,16 +3,19 @@
 //! first ([`crate::delivery`]): a long download is logged with its real duration and the
 //! bytes that left.
 
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
 use http::{header, Method, Request, Response, StatusCode};
+use tower::{Layer, Service};
 
 use crate::body::Body;
 use crate::metrics::Metrics;
 use crate::proxies::TrustedProxies;
-use crate::service::SiteService;
 
 /// What to record; with neither part on, the layer adds no work per request.
 pub struct Recorder {
@@ -24,65 +27,98 @@ pub struct Recorder {
     pub trusted: TrustedProxies,
 }
 
-/// Wraps a service whose responses carry a [`Body`].
+/// The layer recording a connection's requests from `peer`.
+#[derive(Clone)]
+pub struct ObserveLayer {
+    recorder: Arc<Recorder>,
+    peer: SocketAddr,
+}
+
+impl ObserveLayer {
+    /// Records what the wrapped service answers `peer`.
+    pub fn new(recorder: Arc<Recorder>, peer: SocketAddr) -> ObserveLayer {
+        ObserveLayer { recorder, peer }
+    }
+}
+
+impl<S> Layer<S> for ObserveLayer {
+    type Service = Observe<S>;
+
+    fn layer(&self, inner: S) -> Observe<S> {
+        Observe {
+            inner,
+            recorder: self.recorder.clone(),
+            peer: self.peer,
+        }
+    }
+}
+
+/// Wraps a service whose responses carry a [`Body`]: the outermost layer, so that what it
+/// records is what was sent, whichever layer answered.
 #[derive(Clone)]
 pub struct Observe<S> {
     inner: S,
     recorder: Arc<Recorder>,
-}
-
-impl<S> Observe<S> {
-    /// Records what `inner` answers.
-    pub fn new(inner: S, recorder: Arc<Recorder>) -> Observe<S> {
-        Observe { inner, recorder }
-    }
+    peer: SocketAddr,
 }
 
 /// What is known of a request before its response exists.
 struct Pending {
     recorder: Arc<Recorder>,
     start: Instant,
-    peer: Option<SocketAddr>,
-    /// The client: the peer, or whom a trusted proxy says it forwards for.
-    client: Option<IpAddr>,
+    peer: SocketAddr,
+    /// The client: the peer, or whom a trusted proxy says it forwards for (looked up only
+    /// for the access log).
+    client: IpAddr,
     method: Method,
     /// Path and query, and user agent: copied only when the access log is on.
     target: String,
     user_agent: String,
 }
 
-impl Observe<SiteService> {
-    /// The service it records.
-    pub fn inner(&self) -> &SiteService {
-        &self.inner
+impl<S, B> Service<Request<B>> for Observe<S>
+where
+    S: Service<Request<B>, Response = Response<Body>>,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = Observed<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
     }
 
-    /// Who sent a request from `peer` with `headers`: the peer, or whom a trusted proxy
-    /// says it forwards for.
-    pub fn client(&self, peer: IpAddr, headers: &http::HeaderMap) -> IpAddr {
-        self.recorder.trusted.client(peer, headers)
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let pending = Pending::begin(&self.recorder, &req, self.peer);
+        Observed {
+            inner: self.inner.call(req),
+            pending,
+        }
     }
+}
 
-    /// Answers `req` from `peer` and records it. The server's connections call this with
-    /// `&self`, through hyper's `Service` (tower's takes `&mut self`, which would need a
-    /// clone of the service per request).
-    pub fn respond<B>(&self, req: &Request<B>, peer: Option<SocketAddr>) -> Response<Body> {
-        self.respond_by(req, peer, |site| site.respond(req))
+pin_project_lite::pin_project! {
+    /// The inner response, with the request's record attached to its body.
+    pub struct Observed<F> {
+        #[pin]
+        inner: F,
+        pending: Option<Pending>,
     }
+}
 
-    /// Like [`Self::respond`], with the response `answer` makes.
-    pub fn respond_by<B>(
-        &self,
-        req: &Request<B>,
-        peer: Option<SocketAddr>,
-        answer: impl FnOnce(&SiteService) -> Response<Body>,
-    ) -> Response<Body> {
-        let pending = Pending::begin(&self.recorder, req, peer);
-        let mut response = answer(&self.inner);
-        if let Some(p) = pending {
+impl<F, E> Future for Observed<F>
+where
+    F: Future<Output = Result<Response<Body>, E>>,
+{
+    type Output = Result<Response<Body>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = ready!(this.inner.poll(cx))?;
+        if let Some(p) = this.pending.take() {
             p.attach(&mut response);
         }
-        response
+        Poll::Ready(Ok(response))
     }
 }
 
@@ -116,20 +152,18 @@ impl Recorder {
 
 impl Pending {
     /// What to remember of `req`, or `None` when nothing is recorded.
-    fn begin<B>(
-        recorder: &Arc<Recorder>,
-        req: &Request<B>,
-        peer: Option<SocketAddr>,
-    ) -> Option<Pending> {
+    fn begin<B>(recorder: &Arc<Recorder>, req: &Request<B>, peer: SocketAddr) -> Option<Pending> {
         if !recorder.access_log && recorder.metrics.is_none() {
             return None;
         }
         if let Some(m) = &recorder.metrics {
             m.started();
         }
-        let client = peer
-            .filter(|_| recorder.access_log)
-            .map(|p| recorder.trusted.client(p.ip(), req.headers()));
+        let client = if recorder.access_log {
+            recorder.trusted.client(peer.ip(), req.headers())
+        } else {
+            peer.ip()
+        };
         let (target, user_agent) = if recorder.access_log {
             let target = req
                 .uri()
@@ -169,8 +203,8 @@ impl Pending {
                 if self.recorder.access_log {
                     tracing::info!(
                         target: "access",
-                        peer = %OrDash(self.peer),
-                        client = %OrDash(self.client),
+                        peer = %self.peer,
+                        client = %self.client,
                         method = %self.method,
                         path = %self.target,
                         status = status.as_u16(),
@@ -182,17 +216,5 @@ impl Pending {
                     );
                 }
             }));
-    }
-}
-
-/// An address in the log, `-` when unknown (the service used without a connection).
-struct OrDash<T>(Option<T>);
-
-impl<T: std::fmt::Display> std::fmt::Display for OrDash<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.0 {
-            Some(v) => v.fmt(f),
-            None => f.write_str("-"),
-        }
     }
 }

@@ -19,8 +19,9 @@ use crate::config::Config;
 use crate::connection::{self, Shared};
 use crate::idle::Timeouts;
 use crate::metrics::{self, Metrics};
-use crate::observe::{Observe, Recorder};
+use crate::observe::Recorder;
 use crate::service::{Readiness, SiteService};
+use crate::stack::Stack;
 use crate::watch::Watch;
 
 /// Any fatal error after startup checks: printed once by `main`, exit code 1.
@@ -71,9 +72,11 @@ pub async fn run(
         access_log: config.access_log,
         trusted: config.trusted_proxies.clone(),
     });
-    let service = Observe::new(
+    let stack = Stack::new(
         SiteService::new(cache, readiness.clone(), &config),
+        readiness.clone(),
         recorder.clone(),
+        &config,
     );
 
     let addr = listener.local_addr()?;
@@ -118,7 +121,7 @@ pub async fn run(
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let shared = Arc::new(Shared {
         http,
-        service,
+        stack,
         recorder,
         timeouts,
     });

@@ -2,21 +2,21 @@
 //! readiness, then files from the [`Cache`]. It never waits on anything, so its future is
 //! always ready; streaming a large file happens later, inside the body.
 
-use std::net::IpAddr;
+use std::convert::Infallible;
+use std::future::Ready;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 
-use crate::auth::{self, Admission, BasicAuth, Verdict};
 use crate::body::Body;
 use crate::cache::{Asset, Cache, Content, Found};
 use crate::conditional::{self, Outcome, Validators};
 use crate::config::Config;
-use crate::cors::{self, Cors, CorsOrigins};
 use crate::headers;
 use crate::host;
 use crate::negotiate;
@@ -51,20 +51,14 @@ pub struct SiteService {
 struct Shared {
     cache: Arc<Cache>,
     readiness: Arc<Readiness>,
-    /// `X-Content-Type-Options` and the configured extra headers: on every response...
-    common: HeaderMap,
-    /// ...but an error's: those without caching headers ([`headers::CACHING_HEADERS`]).
-    common_errors: HeaderMap,
     /// The `--fallback` file's path, answering unknown paths with 200.
     fallback: Option<String>,
-    /// `--cors-origins`, when set.
-    cors: Option<CorsOrigins>,
-    /// `--basic-auth-file`, when set.
-    auth: Option<Arc<BasicAuth>>,
+    /// Room for a file response's headers, reserved up front ([`FILE_HEADERS`]).
+    header_room: usize,
 }
 
-/// Headers a file response may add to the common ones; reserved up front so building a
-/// response's headers never grows the map.
+/// Headers a file response has at most before the layers outside add theirs; with those,
+/// reserved up front so that no response's headers ever grow the map.
 const FILE_HEADERS: usize = 8;
 
 impl SiteService {
@@ -75,42 +69,11 @@ impl SiteService {
             shared: Arc::new(Shared {
                 cache,
                 readiness,
-                common: common_headers(config),
-                common_errors: common_headers(config)
-                    .iter()
-                    .filter(|(name, _)| !headers::is_caching(name))
-                    .map(|(name, value)| (name.clone(), value.clone()))
-                    .collect(),
                 fallback: config.fallback.as_ref().map(|f| format!("/{f}")),
-                cors: config.cors_origins.clone(),
-                auth: config.basic_auth.clone(),
+                // nosniff and the --header ones, which the layers outside add.
+                header_room: FILE_HEADERS + 1 + config.headers.len(),
             }),
         }
-    }
-
-    /// What must happen before `req`, from `client`, can be answered: `None` if nothing
-    /// (no auth, a probe, or credentials whose verdict is known); else the verification
-    /// of its credentials (bcrypt is slow: the connection runs it off the event loop, then
-    /// calls [`Self::respond`]), or `Busy` when too many wait ([`Self::too_many_logins`]).
-    pub fn admission<B>(&self, req: &Request<B>, client: IpAddr) -> Option<Admission> {
-        let auth = self.shared.auth.as_ref()?;
-        (!crate::path::is_probe(req.uri().path())
-            && auth.verdict(req.headers()) == Verdict::Unknown)
-            .then(|| auth.admit(req.headers(), client))
-    }
-
-    /// The answer to a request whose credentials cannot be verified now: too many others
-    /// wait for bcrypt. Nothing was checked, so nothing is said about them.
-    pub fn too_many_logins(&self) -> Response<Body> {
-        let mut r = self.shared.text(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many logins waiting; try again in a second\n",
-        );
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        r.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        r
     }
 
     /// Answers one request. Only the head is read: GET and HEAD have no body to wait for.
@@ -118,32 +81,14 @@ impl SiteService {
         let s = &*self.shared;
         let method = req.method();
         let is_get = method == Method::GET;
-        let draining = s.readiness.is_draining();
         let rules = Some(req.uri().path())
             .filter(|p| !crate::path::is_probe(p))
             .map(|_| s.cache.rules())
             .filter(|r| !r.is_empty());
-        let cors = s.cors.as_ref().map(|origins| cors::check(origins, req));
-        let preflight = matches!(cors, Some(Cors::Preflight(_) | Cors::Refused));
         let mut response = if let Some(why) = host::problem(req) {
             // RFC 9112 §3.2: a missing (HTTP/1.1), repeated or invalid Host is a 400.
             tracing::debug!(why, "bad Host");
             s.text(StatusCode::BAD_REQUEST, "bad request: Host header\n")
-        } else if s.auth.as_ref().is_some_and(|a| {
-            !crate::path::is_probe(req.uri().path()) && a.verdict(req.headers()) != Verdict::Allowed
-        }) {
-            let mut r = s.text(StatusCode::UNAUTHORIZED, "authentication required\n");
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(auth::CHALLENGE),
-            );
-            r
-        } else if let Some(Cors::Preflight(headers)) = cors {
-            let mut r = respond(StatusCode::NO_CONTENT, s.common.clone(), Body::empty());
-            r.headers_mut().extend(headers);
-            r
-        } else if let Some(Cors::Refused) = cors {
-            s.text(StatusCode::FORBIDDEN, "cross-origin request not allowed\n")
         } else if !is_get && method != Method::HEAD {
             let mut r = s.text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
             r.headers_mut()
@@ -152,7 +97,9 @@ impl SiteService {
         } else {
             match req.uri().path() {
                 "/healthz" => s.probe(StatusCode::OK, "ok"),
-                "/readyz" if draining => s.probe(StatusCode::SERVICE_UNAVAILABLE, "draining"),
+                "/readyz" if s.readiness.is_draining() => {
+                    s.probe(StatusCode::SERVICE_UNAVAILABLE, "draining")
+                }
                 "/readyz" => s.probe(StatusCode::OK, "ready"),
                 path => s.file(req, path, is_get, rules.as_deref()),
             }
@@ -166,27 +113,21 @@ impl SiteService {
                 }
             }
         }
-        if let Some(origins) = s.cors.as_ref().filter(|_| !preflight) {
-            cors::add_headers(origins, req.headers(), response.headers_mut());
-        }
-        if draining {
-            // Keep-alive clients reconnect, and the load balancer sends them to a replica
-            // that is still ready.
-            response
-                .headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        if method == Method::HEAD {
-            // HEAD: same headers, no body. Keep the length the GET would have had.
-            let len = response.body().len();
-            if response.status() != StatusCode::NOT_MODIFIED {
-                response
-                    .headers_mut()
-                    .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-            }
-            *response.body_mut() = Body::empty();
-        }
         response
+    }
+}
+
+impl<B> tower::Service<Request<B>> for SiteService {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Ready<Result<Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        std::future::ready(Ok(self.respond(&req)))
     }
 }
 
@@ -372,10 +313,7 @@ impl Shared {
     /// The headers a 304 carries (RFC 9110 §15.4.5: those a 200 would have had that caches
     /// use), which a 200 or 206 then extends.
     fn validator_headers(&self, asset: &Asset, variant: usize) -> HeaderMap {
-        let mut h = HeaderMap::with_capacity(self.common.len() + FILE_HEADERS);
-        for (name, value) in &self.common {
-            h.append(name.clone(), value.clone());
-        }
+        let mut h = HeaderMap::with_capacity(self.header_room);
         if let Some(etag) = &asset.variants[variant].etag {
             h.insert(header::ETAG, etag.header());
         }
@@ -397,7 +335,7 @@ impl Shared {
         let Some(body) = self.body(&page, 0, 0, page.variants[0].len()) else {
             return self.text(StatusCode::NOT_FOUND, "not found\n");
         };
-        let mut headers = self.common_errors.clone();
+        let mut headers = HeaderMap::new();
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/html; charset=utf-8"),
@@ -420,11 +358,7 @@ impl Shared {
     }
 
     fn text(&self, status: StatusCode, text: &'static str) -> Response<Body> {
-        let mut headers = if status.is_client_error() || status.is_server_error() {
-            self.common_errors.clone()
-        } else {
-            self.common.clone()
-        };
+        let mut headers = HeaderMap::new();
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=utf-8"),
@@ -455,20 +389,6 @@ fn is_navigation<B>(req: &Request<B>, path: &str) -> bool {
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|a| a.contains("text/html"))
-}
-
-/// Headers on every response: `nosniff` (browsers must not reinterpret a file's type), then
-/// the configured extras, which may override it.
-fn common_headers(config: &Config) -> HeaderMap {
-    let mut h = HeaderMap::new();
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    for (name, value) in &config.headers {
-        h.insert(name.clone(), crate::headers::forever(value));
-    }
-    h
 }
 
 fn respond(status: StatusCode, headers: HeaderMap, body: Body) -> Response<Body> {
