@@ -21,13 +21,13 @@ use std::sync::Arc;
 use http::StatusCode;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpStream;
 use tokio::sync::{watch, Notify};
 
 use crate::idle::{TimedIo, Timeouts};
 use crate::observe::Recorder;
 use crate::sendfile::{require_vectored, Segments, SendfileIo};
+use crate::serve_tower::ServeTower;
 use crate::stack::Stack;
 
 /// What every connection shares.
@@ -58,14 +58,16 @@ pub async fn serve(
         tracing::error!(%peer, error = %e, "connection refused");
         return;
     }
-    let service = TowerToHyperService::new(shared.stack.for_connection(peer, segments.clone()));
     loop {
         // A fresh signal per hyper connection: a rest noticed before the last park must not
         // end the next connection before it has read its request.
         let rest = Arc::new(Notify::new());
         io.inner_mut().notify_rest(rest.clone());
         // Boxed, so that a parked connection's task holds none of hyper's state.
-        let mut conn = Box::new(shared.http.serve_connection(io, service.clone()));
+        let mut conn = Box::new(shared.http.serve_connection(
+            io,
+            ServeTower::new(shared.stack.for_connection(peer, segments.clone())),
+        ));
         let (mut parking, mut stopping) = (false, false);
         let ended = loop {
             tokio::select! {

@@ -67,8 +67,11 @@ where
     fn call(&mut self, req: Request<B>) -> Self::Future {
         Finished {
             head: req.method() == Method::HEAD,
+            // As the request arrives: a response begun before draining may keep its
+            // connection, and the next request on it is told to close.
+            close: self.layer.readiness.is_draining(),
             inner: self.inner.call(req),
-            layer: Some(self.layer.clone()),
+            segments: Some(self.layer.segments.clone()),
         }
     }
 }
@@ -79,7 +82,8 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: F,
         head: bool,
-        layer: Option<FinishLayer>,
+        close: bool,
+        segments: Option<Arc<Segments>>,
     }
 }
 
@@ -92,8 +96,8 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut response = ready!(this.inner.poll(cx))?;
-        let layer = this.layer.take().expect("polled after it completed");
-        if layer.readiness.is_draining() {
+        let segments = this.segments.take().expect("polled after it completed");
+        if *this.close {
             response
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -107,7 +111,7 @@ where
             }
             *response.body_mut() = Body::empty();
         }
-        response.body_mut().deliver_through(&layer.segments);
+        response.body_mut().deliver_through(&segments);
         Poll::Ready(Ok(response))
     }
 }

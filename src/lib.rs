@@ -52,6 +52,7 @@ pub mod resolve;
 pub mod rules;
 pub mod s3fifo;
 pub mod sendfile;
+pub mod serve_tower;
 pub mod server;
 pub mod service;
 pub mod signal;
