@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use tinyserve::config::{self, Command, Config};
+use tinyserve::ops::config::{self, Command, Config};
 
 fn main() -> ExitCode {
     let command = match config::parse(std::env::args_os().skip(1), |k| std::env::var(k).ok()) {
@@ -19,7 +19,7 @@ fn main() -> ExitCode {
             println!("{}", config::version());
             ExitCode::SUCCESS
         }
-        Command::Healthcheck(listen) => match tinyserve::healthcheck::check(listen) {
+        Command::Healthcheck(listen) => match tinyserve::ops::healthcheck::check(listen) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("healthcheck failed: {e}");
@@ -66,7 +66,7 @@ fn raise_descriptor_limit() {
 fn serve(config: Config) -> ExitCode {
     raise_descriptor_limit();
     if let Err(e) =
-        tinyserve::logging::init(config.log_format, std::env::var("RUST_LOG").ok().as_deref())
+        tinyserve::ops::logging::init(config.log_format, std::env::var("RUST_LOG").ok().as_deref())
     {
         return usage_error(&e);
     }
@@ -93,14 +93,14 @@ fn serve(config: Config) -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let shutdown = match tinyserve::signal::shutdown() {
+        let shutdown = match tinyserve::ops::signal::shutdown() {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("error: cannot install signal handlers: {e}");
                 return ExitCode::FAILURE;
             }
         };
-        let listener = match tinyserve::listen::bind(config.listen, "--listen") {
+        let listener = match tinyserve::http::listen::bind(config.listen, "--listen") {
             Ok(l) => l,
             Err(e) => {
                 eprintln!(

@@ -293,7 +293,7 @@ fn a_parked_connection_serves_its_next_request_and_still_times_out() {
                 "--idle-timeout",
                 "2s",
             ],
-            &[("RUST_LOG", "info,tinyserve::connection=debug")],
+            &[("RUST_LOG", "info,tinyserve::http::connection=debug")],
         );
         let mut c = TcpStream::connect(s.addr).unwrap();
         c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();

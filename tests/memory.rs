@@ -57,7 +57,7 @@ fn a_parked_connection_keeps_under_five_kib() {
                 "--access-log",
                 "off",
             ],
-            &[("RUST_LOG", "info,tinyserve::connection=debug")],
+            &[("RUST_LOG", "info,tinyserve::http::connection=debug")],
         );
         let before = rss_kib(&s);
         let mut conns: Vec<BufReader<TcpStream>> = (0..CONNECTIONS)

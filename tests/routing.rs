@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::{request, Response};
-use tinyserve::config::{self, Command};
+use tinyserve::ops::config::{self, Command};
 
 /// Starts `run` in this process with `args`; returns its address and the trigger of its
 /// shutdown (what SIGTERM is to the binary).

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tinyserve::negotiate::{choose, AcceptEncoding, Encoding};
+use tinyserve::files::negotiate::{choose, AcceptEncoding, Encoding};
 
 fuzz_target!(|input: (&str, u8)| {
     let (header, mask) = input;

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use http::header::{self, HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;
-use tinyserve::conditional::{evaluate, Outcome, Validators};
+use tinyserve::files::conditional::{evaluate, Outcome, Validators};
 
 const NAMES: [header::HeaderName; 6] = [
     header::IF_MATCH,

@@ -5,7 +5,7 @@
 use std::ffi::OsString;
 
 use libfuzzer_sys::fuzz_target;
-use tinyserve::config::{parse, Command};
+use tinyserve::ops::config::{parse, Command};
 
 fuzz_target!(|input: (Vec<String>, Vec<(String, String)>)| {
     let (args, env) = input;
@@ -20,7 +20,7 @@ fuzz_target!(|input: (Vec<String>, Vec<(String, String)>)| {
         assert!(c.max_connections >= 1 && c.cache_entries >= 1);
         assert!(!c.header_timeout.is_zero() && !c.idle_timeout.is_zero());
         for (name, _) in &c.headers {
-            assert!(!tinyserve::config::REFUSED_HEADERS.contains(&name.as_str()));
+            assert!(!tinyserve::ops::config::REFUSED_HEADERS.contains(&name.as_str()));
         }
     }
 });

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tinyserve::path::{check, is_safe_path, Checked};
+use tinyserve::files::path::{check, is_safe_path, Checked};
 
 fuzz_target!(|raw: &str| {
     if let Checked::Path(p) = check(raw) {

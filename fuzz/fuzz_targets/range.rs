@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tinyserve::conditional::{parse_range, RangeSpec};
+use tinyserve::files::conditional::{parse_range, RangeSpec};
 
 fuzz_target!(|input: (u64, &[u8])| {
     let (len, value) = input;

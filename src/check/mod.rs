@@ -15,6 +15,8 @@
 //! Then a summary: files and bytes, and which files get which `Cache-Control`.
 //! [`scan`] finds the references, [`sidecar`] compares the sidecars.
 
+mod references;
+use references::{answers, check_references, strip_query};
 pub mod scan;
 pub mod sidecar;
 
@@ -23,10 +25,10 @@ use std::fmt::Write as _;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use crate::headers::ImmutableRule;
-use crate::negotiate::Encoding;
-use crate::resolve::Root;
-use crate::rules::Rules;
+use crate::files::headers::ImmutableRule;
+use crate::files::negotiate::Encoding;
+use crate::files::resolve::Root;
+use crate::files::rules::Rules;
 
 /// What `tinyserve check` looks at: the options of the server that change what it serves.
 #[derive(Debug, Clone)]
@@ -147,7 +149,7 @@ pub fn run(options: &Options) -> Report {
     let mut site = Site::default();
     walk(&root, &options.root, "/", &mut site, &mut report);
 
-    let rules = match Rules::load(&options.root, &crate::headers::REFUSED_HEADERS) {
+    let rules = match Rules::load(&options.root, &crate::files::headers::REFUSED_HEADERS) {
         Ok(r) => r,
         Err(why) => {
             let (file, line, message) = split_location(&why);
@@ -157,10 +159,16 @@ pub fn run(options: &Options) -> Report {
     };
     for (line, to) in rules.local_targets() {
         let path = strip_query(to);
-        if !answers(&site, &rules, &crate::path::check(path), false, false) {
+        if !answers(
+            &site,
+            &rules,
+            &crate::files::path::check(path),
+            false,
+            false,
+        ) {
             report.add(
                 Level::Error,
-                crate::rules::FILES[1],
+                crate::files::rules::FILES[1],
                 Some(line),
                 format!("{to} is not in the site: the rule sends users to a 404"),
             );
@@ -228,12 +236,12 @@ fn walk(root: &Root, dir: &Path, url: &str, site: &mut Site, report: &mut Report
         }
         let path = format!("{url}{name}");
         let rel = &path[1..];
-        if url == "/" && crate::rules::is_rules_file(name) {
+        if url == "/" && crate::files::rules::is_rules_file(name) {
             continue;
         }
         let kind = entry.file_type();
         let is_dir_entry = kind.as_ref().is_ok_and(|k| k.is_dir());
-        if !crate::path::is_safe_path(&path) {
+        if !crate::files::path::is_safe_path(&path) {
             let what = if name.starts_with('.') {
                 "a dotfile"
             } else {
@@ -412,160 +420,13 @@ fn check_sidecars(root: &Root, site: &Site, report: &mut Report) -> Sidecars {
     counts
 }
 
-/// Where a reference leads, once resolved against the page it is in.
-fn resolve_reference(url: &str, page: &str, base: Option<&str>) -> Option<String> {
-    let url = url.trim();
-    if url.is_empty() || url.starts_with('#') || url.starts_with("//") || url.contains("{{") {
-        return None;
-    }
-    // A scheme (https:, data:, mailto:, javascript:): not a path in this site.
-    if let Some((scheme, _)) = url.split_once(':') {
-        if !scheme.is_empty()
-            && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-            && scheme
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
-        {
-            return None;
-        }
-    }
-    let path = url.split(['#', '?']).next().unwrap_or("");
-    if path.is_empty() {
-        return None;
-    }
-    let joined = if path.starts_with('/') {
-        path.to_string()
-    } else {
-        let base_dir = match base {
-            Some(b) => resolve_reference(b, page, None)
-                .filter(|_| !b.contains("://"))
-                .unwrap_or_else(|| page.to_string()),
-            None => page.to_string(),
-        };
-        let dir = if base_dir.ends_with('/') {
-            base_dir.as_str()
-        } else {
-            base_dir.rsplit_once('/').map_or("/", |(d, _)| d)
-        };
-        format!("{}/{path}", dir.trim_end_matches('/'))
-    };
-    // Dot segments, as a browser removes them (RFC 3986 §5.2.4); `..` stops at the root.
-    let mut segments: Vec<&str> = Vec::new();
-    let parts: Vec<&str> = joined.split('/').skip(1).collect();
-    for (i, seg) in parts.iter().enumerate() {
-        let last = i + 1 == parts.len();
-        match *seg {
-            "." => {
-                if last {
-                    segments.push("");
-                }
-            }
-            ".." => {
-                segments.pop();
-                if last {
-                    segments.push("");
-                }
-            }
-            s => segments.push(s),
-        }
-    }
-    Some(format!("/{}", segments.join("/")))
-}
-
-fn strip_query(to: &str) -> &str {
-    to.split(['?', '#']).next().unwrap_or(to)
-}
-
-/// Whether a request for `checked` gets an answer other than 404: a file, a folder's index
-/// (or the redirect to it), the server's probes, a `_redirects` rule, or (for navigations)
-/// the fallback.
-fn answers(
-    site: &Site,
-    rules: &Rules,
-    checked: &crate::path::Checked<'_>,
-    navigation: bool,
-    fallback: bool,
-) -> bool {
-    let crate::path::Checked::Path(path) = checked else {
-        return false;
-    };
-    let path = path.as_ref();
-    if crate::path::is_probe(path) {
-        return true;
-    }
-    let served = |p: &str| site.files.contains_key(p) && sidecar_source(site, p).is_none();
-    let found = if let Some(folder) = path.strip_suffix('/') {
-        served(&format!("{folder}/index.html"))
-    } else {
-        served(path) || served(&format!("{path}/index.html"))
-    };
-    found || rules.redirect(path, None, false).is_some() || (navigation && fallback)
-}
-
-fn check_references(
-    root: &Root,
-    site: &Site,
-    rules: &Rules,
-    options: &Options,
-    report: &mut Report,
-) -> (usize, usize, usize) {
-    let (mut pages, mut sheets, mut count) = (0, 0, 0);
-    for path in site.files.keys() {
-        let is_html = path.ends_with(".html") || path.ends_with(".htm");
-        let is_css = path.ends_with(".css");
-        if !(is_html || is_css) {
-            continue;
-        }
-        let Ok(bytes) = read(root, path) else {
-            continue;
-        };
-        let text = String::from_utf8_lossy(&bytes);
-        let (refs, base) = if is_html {
-            pages += 1;
-            let page = scan::html(&text);
-            (page.references, page.base)
-        } else {
-            sheets += 1;
-            (scan::css(&text), None)
-        };
-        for r in refs {
-            let Some(target) = resolve_reference(&r.url, path, base.as_deref()) else {
-                continue;
-            };
-            count += 1;
-            let checked = crate::path::check(&target);
-            if answers(
-                site,
-                rules,
-                &checked,
-                r.navigation,
-                options.fallback.is_some(),
-            ) {
-                continue;
-            }
-            let why = match checked {
-                crate::path::Checked::Forbidden => "a path the server never serves (a dotfile)",
-                crate::path::Checked::BadRequest => "not valid percent-encoding",
-                crate::path::Checked::Path(_) => "not in the site",
-            };
-            report.add(
-                Level::Error,
-                &path[1..],
-                Some(r.line),
-                format!("{} is {why}: users get a 404", r.url),
-            );
-        }
-    }
-    (pages, sheets, count)
-}
-
 fn check_types(site: &Site, report: &mut Report) {
     for path in site.files.keys() {
         if sidecar_source(site, path).is_some() {
             continue;
         }
         let name = path.rsplit('/').next().unwrap_or(path);
-        if crate::mime::content_type(name) == crate::mime::UNKNOWN {
+        if crate::files::mime::content_type(name) == crate::files::mime::UNKNOWN {
             report.add(
                 Level::Warning,
                 &path[1..],
@@ -618,7 +479,7 @@ fn summarize(
             .and_then(|(_, v)| v.to_str().ok())
             .map(|v| format!("{v} (_headers)"));
         let policy = from_rules.unwrap_or_else(|| {
-            if crate::headers::is_immutable(&options.immutable, path) {
+            if crate::files::headers::is_immutable(&options.immutable, path) {
                 "public, max-age=31536000, immutable".to_string()
             } else {
                 options.cache_control.clone()
@@ -652,53 +513,4 @@ fn summarize(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn references_resolve_like_a_browser() {
-        let r = |url, page| resolve_reference(url, page, None);
-        assert_eq!(
-            r("a.png", "/blog/post.html").as_deref(),
-            Some("/blog/a.png")
-        );
-        assert_eq!(r("../a.png", "/blog/post.html").as_deref(), Some("/a.png"));
-        assert_eq!(
-            r("../../../a.png", "/blog/p.html").as_deref(),
-            Some("/a.png")
-        );
-        assert_eq!(r("./", "/blog/p.html").as_deref(), Some("/blog/"));
-        assert_eq!(r("/x/y?q=1#f", "/p.html").as_deref(), Some("/x/y"));
-        assert_eq!(r("img/a.png", "/docs/").as_deref(), Some("/docs/img/a.png"));
-        for external in [
-            "https://example.com/a.png",
-            "//cdn.example.com/x.js",
-            "data:image/png;base64,AAAA",
-            "mailto:a@example.com",
-            "javascript:void(0)",
-            "tel:+1",
-            "#top",
-            "?page=2",
-            "",
-        ] {
-            assert_eq!(r(external, "/p.html"), None, "{external}");
-        }
-        assert_eq!(
-            resolve_reference("a.png", "/blog/post.html", Some("/static/")).as_deref(),
-            Some("/static/a.png")
-        );
-    }
-
-    #[test]
-    fn rule_errors_keep_their_place() {
-        assert_eq!(
-            split_location("_redirects:3: status \"299\" is wrong"),
-            (
-                "_redirects".to_string(),
-                Some(3),
-                "status \"299\" is wrong".to_string()
-            )
-        );
-        assert_eq!(split_location("_headers: denied").1, None);
-    }
-}
+mod tests;

@@ -13,7 +13,7 @@
 //!   122 KB dictionary) measured 213 KB, more than the image's size budget leaves: brotli
 //!   sidecars are only compared by date, by the caller.
 
-use crate::negotiate::Encoding;
+use crate::files::negotiate::Encoding;
 
 /// What a sidecar holds, compared with its source.
 #[derive(Debug, PartialEq, Eq)]

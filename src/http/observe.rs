@@ -1,6 +1,6 @@
 //! A layer that records every request: the access log line and the metrics. Both are
 //! written when the socket has taken the response body's last byte, or the connection failed
-//! first ([`crate::delivery`]): a long download is logged with its real duration and the
+//! first ([`crate::http::delivery`]): a long download is logged with its real duration and the
 //! bytes that left.
 
 use std::future::Future;
@@ -13,9 +13,9 @@ use std::time::Instant;
 use http::{header, Method, Request, Response, StatusCode};
 use tower::{Layer, Service};
 
-use crate::body::Body;
-use crate::metrics::Metrics;
-use crate::proxies::TrustedProxies;
+use crate::http::body::Body;
+use crate::http::proxies::TrustedProxies;
+use crate::ops::metrics::Metrics;
 
 /// What to record; with neither part on, the layer adds no work per request.
 pub struct Recorder {
@@ -136,7 +136,7 @@ impl Recorder {
             tracing::info!(
                 target: "access",
                 peer = %peer,
-                client = %crate::proxies::canonical(peer.ip()),
+                client = %crate::http::proxies::canonical(peer.ip()),
                 method = "-",
                 path = "-",
                 status = status.as_u16(),

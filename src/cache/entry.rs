@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::file_id::FileId;
-use crate::negotiate::Encoding;
-use crate::resolve::{Etag, Probe};
+use crate::cache::file_id::FileId;
+use crate::files::negotiate::Encoding;
+use crate::files::resolve::{Etag, Probe};
 
 /// What a request path names.
 #[derive(Debug, Clone)]

@@ -1,11 +1,11 @@
 //! The response body: empty, bytes already in memory, or a file on disk. One enum rather
 //! than a boxed trait object, so the common in-memory response allocates nothing. An
 //! optional hook runs with the bytes the socket took, once the last one was written or the
-//! connection failed ([`crate::delivery`]): that is how the access log and metrics see the
+//! connection failed ([`crate::http::delivery`]): that is how the access log and metrics see the
 //! true end of a download.
 //!
 //! A file body yields placeholders that its connection sends with `sendfile`
-//! ([`crate::sendfile`]): it must be given that connection's queue
+//! ([`crate::http::sendfile`]): it must be given that connection's queue
 //! ([`Body::deliver_through`]) before hyper polls it; polled without one it fails, as no
 //! bytes of the file could go out.
 
@@ -18,11 +18,11 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 
-pub use crate::delivery::OnComplete;
+pub use crate::http::delivery::OnComplete;
 
-use crate::delivery::Delivery;
-use crate::file_id::FileId;
-use crate::sendfile::{Segment, Segments, PLACEHOLDER_MAX};
+use crate::cache::file_id::FileId;
+use crate::http::delivery::Delivery;
+use crate::http::sendfile::{Segment, Segments, PLACEHOLDER_MAX};
 
 /// A response body.
 pub struct Body {
@@ -90,9 +90,9 @@ impl Body {
         }
     }
 
-    /// Sends the body on the connection that owns `segments` (see [`crate::sendfile`]): a
+    /// Sends the body on the connection that owns `segments` (see [`crate::http::sendfile`]): a
     /// file with `sendfile`, and a recorded body's end known by what the socket took.
-    /// Only that connection's [`crate::sendfile::SendfileIo`] may write the body afterwards.
+    /// Only that connection's [`crate::http::sendfile::SendfileIo`] may write the body afterwards.
     pub fn deliver_through(&mut self, segments: &Arc<Segments>) {
         // Only before the first chunk: switching mid-body would reorder bytes.
         if self.sent > 0 {

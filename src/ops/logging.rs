@@ -16,7 +16,7 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::config::{ConfigError, LogFormat};
+use crate::ops::config::{ConfigError, LogFormat};
 
 /// Installs the global subscriber. `rust_log` is the value of `RUST_LOG`, if set.
 pub fn init(format: LogFormat, rust_log: Option<&str>) -> Result<(), ConfigError> {

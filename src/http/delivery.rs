@@ -4,7 +4,7 @@
 //! lost with the connection.
 //!
 //! A [`Delivery`] holds the record's hook. The body holds one reference, and every chunk it
-//! has handed to the connection's queue ([`crate::sendfile::Segments`]) holds another until
+//! has handed to the connection's queue ([`crate::http::sendfile::Segments`]) holds another until
 //! the socket has taken all of that chunk. The hook runs when the last reference goes: the
 //! body done with, and its last chunk written, or dropped unwritten with the connection.
 

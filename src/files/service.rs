@@ -13,16 +13,16 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 
-use crate::body::Body;
 use crate::cache::{Asset, Cache, Content, Found};
-use crate::conditional::{self, Outcome, Validators};
-use crate::config::Config;
-use crate::headers;
-use crate::host;
-use crate::negotiate;
-use crate::path::{self, Checked};
-use crate::resolve::Etag;
-use crate::rules::{Action, Rules};
+use crate::files::conditional::{self, Outcome, Validators};
+use crate::files::headers;
+use crate::files::negotiate;
+use crate::files::path::{self, Checked};
+use crate::files::resolve::Etag;
+use crate::files::rules::{Action, Rules};
+use crate::http::body::Body;
+use crate::http::host;
+use crate::ops::config::Config;
 
 /// Whether the server still takes traffic. Flipped once, on the first shutdown signal.
 #[derive(Debug, Default)]
@@ -82,7 +82,7 @@ impl SiteService {
         let method = req.method();
         let is_get = method == Method::GET;
         let rules = Some(req.uri().path())
-            .filter(|p| !crate::path::is_probe(p))
+            .filter(|p| !crate::files::path::is_probe(p))
             .map(|_| s.cache.rules())
             .filter(|r| !r.is_empty());
         let mut response = if let Some(why) = host::problem(req) {

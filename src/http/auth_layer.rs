@@ -1,5 +1,5 @@
 //! The `--basic-auth-file` layer: every path but the probes needs a user and password
-//! ([`crate::auth`] keeps the users and the verdicts). Credentials seen before are answered
+//! ([`crate::http::auth`] keeps the users and the verdicts). Credentials seen before are answered
 //! at once; new ones are verified with bcrypt off the event loop, and the request waits for
 //! that, or gets 429 when too many logins wait already. A CORS preflight never reaches it
 //! (the Fetch standard sends preflights without credentials): the CORS layer is outside.
@@ -15,9 +15,9 @@ use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
 use tower::{Layer, Service};
 
-use crate::auth::{self, Admission, BasicAuth, Verdict};
-use crate::body::Body;
-use crate::proxies::TrustedProxies;
+use crate::http::auth::{self, Admission, BasicAuth, Verdict};
+use crate::http::body::Body;
+use crate::http::proxies::TrustedProxies;
 
 /// Guards a connection's requests from `peer`.
 #[derive(Clone)]
@@ -78,7 +78,9 @@ where
         let auth = &self.layer.auth;
         // Probes answer load balancers, which have no password; a request with a bad Host
         // is a 400 whoever sends it.
-        if crate::path::is_probe(req.uri().path()) || crate::host::problem(&req).is_some() {
+        if crate::files::path::is_probe(req.uri().path())
+            || crate::http::host::problem(&req).is_some()
+        {
             return Authorized::Inner {
                 future: self.inner.call(req),
             };

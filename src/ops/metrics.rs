@@ -18,9 +18,9 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::body::Body;
 use crate::cache::Cache;
-use crate::idle::{TimedIo, Timeouts};
+use crate::http::body::Body;
+use crate::http::idle::{TimedIo, Timeouts};
 
 const METHODS: [&str; 3] = ["GET", "HEAD", "OTHER"];
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];

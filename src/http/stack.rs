@@ -26,15 +26,15 @@ use tower::{Layer, Service, ServiceBuilder};
 use tower_http::cors::CorsLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use crate::auth::BasicAuth;
-use crate::auth_layer::RequireAuthLayer;
-use crate::body::Body;
-use crate::config::Config;
-use crate::finish::FinishLayer;
-use crate::observe::{ObserveLayer, Recorder};
-use crate::proxies::TrustedProxies;
-use crate::sendfile::Segments;
-use crate::service::{Readiness, SiteService};
+use crate::files::service::{Readiness, SiteService};
+use crate::http::auth::BasicAuth;
+use crate::http::auth_layer::RequireAuthLayer;
+use crate::http::body::Body;
+use crate::http::finish::FinishLayer;
+use crate::http::observe::{ObserveLayer, Recorder};
+use crate::http::proxies::TrustedProxies;
+use crate::http::sendfile::Segments;
+use crate::ops::config::Config;
 
 /// The stack below the `--header` layers, boxed when there are any: each such layer
 /// changes the type, and how many there are is only known at run time. Without them
@@ -71,7 +71,7 @@ impl Stack {
             headers: config
                 .headers
                 .iter()
-                .map(|(name, value)| (name.clone(), crate::headers::forever(value)))
+                .map(|(name, value)| (name.clone(), crate::files::headers::forever(value)))
                 .collect(),
         }
     }
@@ -133,7 +133,7 @@ fn configured(
     name: &HeaderName,
     value: &HeaderValue,
 ) -> impl FnMut(&Response<Body>) -> Option<HeaderValue> + Clone + Send + Sync + 'static {
-    let caching = crate::headers::is_caching(name);
+    let caching = crate::files::headers::is_caching(name);
     let value = value.clone();
     move |response: &Response<Body>| {
         let error = response.status().is_client_error() || response.status().is_server_error();

@@ -2,7 +2,7 @@
 //! it. A HEAD answer drops its body but keeps the length the GET would have had; a
 //! draining server asks keep-alive clients to close (they reconnect, and the load balancer
 //! sends them to a replica that is still ready); a file body is given its connection's
-//! sendfile queue ([`crate::sendfile`]), without which it cannot be polled.
+//! sendfile queue ([`crate::http::sendfile`]), without which it cannot be polled.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,9 +13,9 @@ use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use tower::{Layer, Service};
 
-use crate::body::Body;
-use crate::sendfile::Segments;
-use crate::service::Readiness;
+use crate::files::service::Readiness;
+use crate::http::body::Body;
+use crate::http::sendfile::Segments;
 
 /// Finishes the responses of one connection.
 #[derive(Clone)]

@@ -74,7 +74,7 @@ pub fn footprint(len: u64) -> u64 {
 
 /// A buffer to read a file's bytes into, then [`Buffer::freeze`] to keep them. Its bytes
 /// are zeros, or (a spare mapping) what content dropped before held: whoever freezes it must
-/// have written every byte ([`crate::resolve::read_verified`] keeps only a full read).
+/// have written every byte ([`crate::files::resolve::read_verified`] keeps only a full read).
 pub enum Buffer {
     /// Under a page, or where no mapping could be made.
     Heap(Vec<u8>),

@@ -28,7 +28,7 @@ use tokio::time::{Instant, Sleep};
 const TICKS_PER_TIMEOUT: u32 = 4;
 
 /// Quiet ticks after which a connection between requests may be parked (its HTTP state
-/// dropped until the next request's first byte: see [`crate::connection`]).
+/// dropped until the next request's first byte: see [`crate::http::connection`]).
 const PARK_AFTER_TICKS: u32 = 1;
 
 /// The two limits.

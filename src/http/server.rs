@@ -14,15 +14,15 @@ use hyper::server::conn::http1;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use crate::cache::watch::Watch;
 use crate::cache::{self, Cache, Limits};
-use crate::config::Config;
-use crate::connection::{self, Shared};
-use crate::idle::Timeouts;
-use crate::metrics::{self, Metrics};
-use crate::observe::Recorder;
-use crate::service::{Readiness, SiteService};
-use crate::stack::Stack;
-use crate::watch::Watch;
+use crate::files::service::{Readiness, SiteService};
+use crate::http::connection::{self, Shared};
+use crate::http::idle::Timeouts;
+use crate::http::observe::Recorder;
+use crate::http::stack::Stack;
+use crate::ops::config::Config;
+use crate::ops::metrics::{self, Metrics};
 
 /// Any fatal error after startup checks: printed once by `main`, exit code 1.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -59,7 +59,7 @@ pub async fn run(
     let metrics = match config.metrics_listen {
         None => None,
         Some(addr) => {
-            let l = crate::listen::bind(addr, "--metrics-listen").map_err(|e| {
+            let l = crate::http::listen::bind(addr, "--metrics-listen").map_err(|e| {
                 format!("cannot listen on {addr} (--metrics-listen, TINYSERVE_METRICS_LISTEN): {e}")
             })?;
             Some((l, Arc::new(Metrics::new(Some(cache.clone())))))

@@ -1,5 +1,5 @@
 //! One client connection, from accept to close: hyper serves its requests over the
-//! timeout ([`crate::idle`]) and sendfile ([`crate::sendfile`]) layers, and between
+//! timeout ([`crate::http::idle`]) and sendfile ([`crate::http::sendfile`]) layers, and between
 //! requests the connection is *parked*.
 //!
 //! Parking: hyper keeps an 8 KiB read buffer and an 8 KiB buffer for response heads for as
@@ -24,17 +24,17 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::sync::{watch, Notify};
 
-use crate::idle::{TimedIo, Timeouts};
-use crate::observe::Recorder;
-use crate::sendfile::{require_vectored, Segments, SendfileIo};
-use crate::serve_tower::ServeTower;
-use crate::stack::Stack;
+use crate::http::idle::{TimedIo, Timeouts};
+use crate::http::observe::Recorder;
+use crate::http::sendfile::{require_vectored, Segments, SendfileIo};
+use crate::http::serve_tower::ServeTower;
+use crate::http::stack::Stack;
 
 /// What every connection shares.
 pub struct Shared {
     /// hyper's settings.
     pub http: http1::Builder,
-    /// The request path ([`crate::stack`]).
+    /// The request path ([`crate::http::stack`]).
     pub stack: Stack,
     /// For requests hyper refuses before the service sees them.
     pub recorder: Arc<Recorder>,

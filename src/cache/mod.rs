@@ -1,9 +1,9 @@
 //! The file cache: what request paths name, loaded on first use and kept within bounds
-//! ([`crate::store`] keeps the entries and their budgets; [`crate::entry`] says what an
+//! ([`crate::cache::store`] keeps the entries and their budgets; [`crate::cache::entry`] says what an
 //! entry is).
 //!
 //! Nothing is read at startup. A request path missing from the cache is resolved on the
-//! spot ([`crate::resolve`]: an `openat2` and an `fstat` or three, and for a small file one
+//! spot ([`crate::files::resolve`]: an `openat2` and an `fstat` or three, and for a small file one
 //! read, which also gives its ETag), and the result is kept: a file with its
 //! representations, a redirect, or "no such file".
 //!
@@ -17,6 +17,13 @@
 //! carries an ETag that does not describe its bytes, and the first request does not wait
 //! for a gigabyte to be read.
 
+pub mod entry;
+pub mod file_id;
+pub mod mapped;
+pub mod s3fifo;
+pub mod store;
+pub mod watch;
+
 use std::fs::File;
 use std::io;
 use std::sync::mpsc::{channel, Sender};
@@ -25,18 +32,18 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use bytes::Bytes;
 use http::HeaderValue;
 
-use crate::config::Config;
-pub use crate::entry::{Asset, Found, Resident, Variant};
-use crate::file_id::FileId;
-use crate::headers;
-use crate::headers::{ImmutableRule, REFUSED_HEADERS};
-use crate::mime;
-use crate::negotiate::Encoding;
-use crate::resolve::{self, Etag, Probe, Probed, Root};
-use crate::rules::Rules;
-pub use crate::store::{Limits, Stats, ENTRY_BYTES};
-use crate::store::{Store, Unhashed};
-use crate::watch::Watch;
+pub use crate::cache::entry::{Asset, Found, Resident, Variant};
+use crate::cache::file_id::FileId;
+pub use crate::cache::store::{Limits, Stats, ENTRY_BYTES};
+use crate::cache::store::{Store, Unhashed};
+use crate::cache::watch::Watch;
+use crate::files::headers;
+use crate::files::headers::{ImmutableRule, REFUSED_HEADERS};
+use crate::files::mime;
+use crate::files::negotiate::Encoding;
+use crate::files::resolve::{self, Etag, Probe, Probed, Root};
+use crate::files::rules::Rules;
+use crate::ops::config::Config;
 
 /// How many files stay open by default: a quarter of the descriptor limit, at most 16384
 /// (a container's usual limit of 1048576 gives 16384; a shell's 1024 gives 256), so open
@@ -54,7 +61,7 @@ pub fn default_open_files() -> usize {
 
 /// The identities of the root's rule files (`None` where missing).
 fn rule_ids(root: &std::path::Path) -> [Option<FileId>; 2] {
-    crate::rules::FILES.map(|name| {
+    crate::files::rules::FILES.map(|name| {
         std::fs::metadata(root.join(name))
             .ok()
             .map(|m| FileId::of(&m))

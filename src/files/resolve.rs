@@ -11,7 +11,7 @@
 //!
 //! What is never served: anything outside the root, anything that is not a regular file,
 //! and the sidecar `x.gz` / `x.br` of an existing `x` on its own (it is one of `x`'s
-//! representations). Dotfiles and non-UTF-8 names never get here: [`crate::path`] refuses
+//! representations). Dotfiles and non-UTF-8 names never get here: [`crate::files::path`] refuses
 //! their paths.
 
 use std::fs::{self, File};
@@ -23,9 +23,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 
-use crate::file_id::FileId;
-use crate::mapped::Buffer;
-use crate::negotiate::Encoding;
+use crate::cache::file_id::FileId;
+use crate::cache::mapped::Buffer;
+use crate::files::negotiate::Encoding;
 
 /// The folder served, open.
 pub struct Root {
@@ -223,7 +223,7 @@ fn open_meta(root: &Root, rel: &str) -> Option<(File, fs::Metadata, bool)> {
 /// served whatever names them (the site's `_headers` and `_redirects`).
 pub fn probe(root: &Root, key: &str, hidden: &[FileId]) -> Probe {
     let rel = key.trim_start_matches('/');
-    if crate::rules::is_rules_file(rel) {
+    if crate::files::rules::is_rules_file(rel) {
         return Probe::Missing;
     }
     let Some((file, meta, via_symlink)) = open_meta(root, rel) else {
@@ -305,12 +305,12 @@ pub fn open_verified(
 
 /// Reads the whole of an open `file` if it still is the file `id` describes and did not
 /// change while being read; `Ok(None)` otherwise. Bytes to `keep` go in memory of their own
-/// ([`crate::mapped`]), which the cache can give back whole; others (read only to be
+/// ([`crate::cache::mapped`]), which the cache can give back whole; others (read only to be
 /// hashed) on the heap, which costs no mapping and no fresh pages.
 ///
 /// Positioned reads: the descriptor may be shared, its file position is never used. A
 /// buffer is kept only when every byte of it was read: one reused from dropped content
-/// ([`crate::mapped`]'s spares) holds that content's bytes until then.
+/// ([`crate::cache::mapped`]'s spares) holds that content's bytes until then.
 pub fn read_verified(file: &File, id: FileId, keep: bool) -> io::Result<Option<Bytes>> {
     let len = id.len as usize;
     let mut buf = if keep {
