@@ -13,8 +13,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const MAX_IMAGE_BYTES: u64 = 1_677_721; // 1.6 MiB
-const MAX_GZIP_BYTES: u64 = 819_200; // 800 KiB
+// The budgets of issue #25: a binary of at most 2 MiB with the demo site beside it, and
+// 1 MiB as the registry stores it (gzip).
+const MAX_IMAGE_BYTES: u64 = 2_621_440; // 2.5 MiB
+const MAX_GZIP_BYTES: u64 = 1_048_576; // 1 MiB
 
 /// A container removed when dropped.
 struct Container {
