@@ -125,3 +125,48 @@ fn arm64_sigterm_drains_a_download_then_exits_zero() {
     assert!(r.body == big, "the download is not byte-exact");
     s.wait_for_line("shutdown complete");
 }
+
+#[test]
+#[ignore = "needs qemu-aarch64-static and the aarch64-unknown-linux-musl target"]
+fn arm64_on_16_and_64_kib_pages_keeps_the_cache_within_its_budget() {
+    // qemu-user reports its -p page size to the program as the kernel would (AT_PAGESZ, so
+    // sysconf): the 16 KiB (Asahi, Raspberry Pi 5) and 64 KiB (RHEL-family arm64) paths run.
+    let site = tempfile::tempdir().unwrap();
+    let files: Vec<(String, Vec<u8>)> = (0..300)
+        .map(|i| {
+            let len = if i % 10 == 0 { 70 << 10 } else { 5 << 10 };
+            (format!("/f{i}.html"), pattern(len, i))
+        })
+        .collect();
+    for (path, bytes) in &files {
+        write(site.path(), &path[1..], bytes);
+    }
+    for page in ["16384", "65536"] {
+        let mut cmd = Command::new(QEMU);
+        cmd.args(["-p", page]).arg(arm64_binary());
+        let args = [
+            "--cache-max",
+            "1MiB",
+            "--cache-file-max",
+            "128KiB",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ];
+        let s = Server::start_program(cmd, site.path(), &args, &[]);
+        let first = s.lines.lock().unwrap()[0].clone();
+        assert!(first.contains(&format!("page_size={page}")), "{first}");
+        for (path, bytes) in files.iter().chain(&files) {
+            let r = s.get(path);
+            assert!(
+                r.status == 200 && r.body == *bytes,
+                "{path} on {page} B pages"
+            );
+        }
+        let m = s.metrics();
+        let memory = metric(&m, "tinyserve_cache_memory_bytes ");
+        assert!(
+            memory > 512.0 * 1024.0 && memory <= 1048576.0,
+            "{memory} bytes charged on {page} B pages for a 1 MiB budget"
+        );
+    }
+}

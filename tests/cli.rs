@@ -404,6 +404,8 @@ fn json_logs_one_object_per_line_with_access_fields() {
     }
     let first = s.lines.lock().unwrap()[0].clone();
     assert!(first.contains("listening on 127.0.0.1:"), "{first}");
+    // The kernel's page, in which the cache's memory is charged.
+    assert!(first.contains("\"page_size\":"), "{first}");
 }
 
 #[test]

@@ -351,9 +351,7 @@ fn renders_meet_the_contract_for_every_branch() {
         let limit = mib(c["resources"]["limits"]["memory"].as_str().unwrap());
         let cache = mib(&env["TINYSERVE_CACHE_MAX"]);
         let conns: f64 = env["TINYSERVE_MAX_CONNECTIONS"].parse().unwrap();
-        let spares = (tinyserve::cache::mapped::SPARE_PAGES * tinyserve::cache::mapped::PAGE)
-            as f64
-            / 1048576.0;
+        let spares = tinyserve::cache::mapped::SPARE_BYTES as f64 / 1048576.0;
         let worst = cache + conns * 16.5 / 1024.0 + spares + 2.0;
         assert!(
             worst * 1.3 <= limit,

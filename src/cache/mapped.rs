@@ -10,8 +10,15 @@
 //! [`footprint`]: its length rounded up to pages. At most [`MAX_MAPPINGS`] live at once, and
 //! the heap where one cannot be made.
 //!
-//! A few dropped mappings are kept as *spares* ([`SPARE_PAGES`] pages in all, none over
-//! [`SPARE_MAX_PAGES`]) and handed to the next content of the same number of pages. When the
+//! **The page is the kernel's**, read once ([`PageSize::of_system`]): 4 KiB on x86_64 and
+//! most arm64 kernels, 16 KiB on Asahi Linux and the Raspberry Pi 5, 64 KiB on RHEL-family
+//! arm64 servers. "A page or more" is that page: on a 64 KiB kernel a 5 KiB file in a
+//! mapping of its own would hold 64 KiB for 5, so content under a page goes to the heap
+//! there, and what is mapped is charged its whole pages. The charge is what is held on
+//! every page size, so `--cache-max` holds on every kernel.
+//!
+//! A few dropped mappings are kept as *spares* ([`SPARE_BYTES`] in all, none over
+//! [`SPARE_MAX_BYTES`]) and handed to the next content of the same mapped size. When the
 //! cache churns (a page read in, another evicted, on every few responses) a fresh mapping
 //! costs an `mmap`, a page fault per page and an `munmap` that splits the kernel's merged
 //! area: on bench/'s uniform load with `--cache-max 512MiB --cache-file-max 32KiB` those
@@ -19,57 +26,109 @@
 
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use bytes::Bytes;
 
-/// Granularity of mappings; from this length on, content is mapped.
-pub const PAGE: usize = 4096;
+/// The smallest page Linux has (x86_64, most arm64): spare mappings are filed in units of it.
+const SMALLEST_PAGE: usize = 4096;
+
+/// The kernel's memory page: the granularity of mappings, and from this length on content
+/// is mapped. A power of two of at least 4 KiB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageSize(usize);
+
+impl PageSize {
+    /// 4 KiB, the smallest page Linux has.
+    pub const SMALLEST: PageSize = PageSize(SMALLEST_PAGE);
+
+    /// The page size the kernel reports (`sysconf(_SC_PAGESIZE)`), read once; 4 KiB if it
+    /// reports nothing usable.
+    pub fn of_system() -> PageSize {
+        static SYSTEM: OnceLock<PageSize> = OnceLock::new();
+        *SYSTEM.get_or_init(|| {
+            // SAFETY: sysconf only reads a value; _SC_PAGESIZE is always defined on Linux.
+            let reported = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+            usize::try_from(reported)
+                .ok()
+                .and_then(PageSize::new)
+                .unwrap_or(PageSize::SMALLEST)
+        })
+    }
+
+    /// `bytes` as a page size, if it is a power of two of at least 4 KiB.
+    pub fn new(bytes: usize) -> Option<PageSize> {
+        (bytes >= SMALLEST_PAGE && bytes.is_power_of_two()).then_some(PageSize(bytes))
+    }
+
+    /// The page's length in bytes.
+    pub fn bytes(self) -> usize {
+        self.0
+    }
+
+    /// What keeping `len` bytes of content costs the process on this page size: whole
+    /// pages from a page on (a mapping of its own), the heap's allocation below.
+    pub fn footprint(self, len: u64) -> u64 {
+        if len >= self.0 as u64 {
+            len.next_multiple_of(self.0 as u64)
+        } else {
+            heap_footprint(len)
+        }
+    }
+}
+
+/// Slot sizes of musl's allocator (mallocng), in 16-byte units: an allocation takes the
+/// smallest slot that holds it and a 4-byte header.
+const HEAP_SLOTS: [u16; 48] = [
+    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 15, 18, 20, 25, 31, 36, 42, 50, 63, 72, 84, 102, 127, 146,
+    170, 204, 255, 292, 340, 409, 511, 584, 682, 818, 1023, 1169, 1364, 1637, 2047, 2340, 2730,
+    3276, 4095, 4680, 5460, 6552, 8191,
+];
+
+/// What `len` bytes from the heap hold: the allocator's slot for them. Content under a page
+/// (64 KiB at most) always has one; past the slots (128 KiB) the allocator maps whole 4 KiB
+/// pages itself.
+fn heap_footprint(len: u64) -> u64 {
+    if len == 0 {
+        return 0;
+    }
+    let units = (len + 4).div_ceil(16);
+    match HEAP_SLOTS.iter().find(|&&slot| u64::from(slot) >= units) {
+        Some(&slot) => u64::from(slot) * 16,
+        None => (len + 4).next_multiple_of(SMALLEST_PAGE as u64),
+    }
+}
 
 /// Live mappings at most. The kernel allows a process 65 530 (`vm.max_map_count`); past
 /// that, every `mmap` fails, the allocator's and thread stacks' too. A quarter of it
-/// covers the default budget (64 MiB is 16 384 pages) and leaves the rest alone.
+/// covers the default budget (64 MiB is 16 384 pages of 4 KiB) and leaves the rest alone.
 pub const MAX_MAPPINGS: usize = 16_384;
 
 /// Mappings alive now, spares included.
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 
-/// Pages kept in spare mappings at most (1 MiB): enough to carry a churning cache from one
+/// Bytes kept in spare mappings at most (1 MiB): enough to carry a churning cache from one
 /// eviction to the next read, small beside the slack `--cache-max` + 16 MiB allows.
-pub const SPARE_PAGES: usize = 256;
+pub const SPARE_BYTES: usize = 1 << 20;
 
-/// Largest mapping kept as a spare, in pages (64 KiB): what `--cache-file-max` is set to in
-/// practice; a larger one is rare enough to pay its `mmap`.
-pub const SPARE_MAX_PAGES: usize = 16;
+/// Largest mapping kept as a spare (64 KiB): what `--cache-file-max` is set to in practice;
+/// a larger one is rare enough to pay its `mmap`. On a 64 KiB kernel, one page.
+pub const SPARE_MAX_BYTES: usize = 64 << 10;
 
-/// Dropped mappings by their number of pages (index), as addresses.
+/// Dropped mappings by their mapped size in units of 4 KiB (index), as addresses.
 struct Spares {
-    by_pages: [Vec<usize>; SPARE_MAX_PAGES + 1],
-    pages: usize,
+    by_size: [Vec<usize>; SPARE_MAX_BYTES / SMALLEST_PAGE + 1],
+    bytes: usize,
 }
 
 static SPARES: Mutex<Spares> = Mutex::new(Spares {
-    by_pages: [const { Vec::new() }; SPARE_MAX_PAGES + 1],
-    pages: 0,
+    by_size: [const { Vec::new() }; SPARE_MAX_BYTES / SMALLEST_PAGE + 1],
+    bytes: 0,
 });
 
 fn spares() -> std::sync::MutexGuard<'static, Spares> {
     // Push and pop are single calls: a panic cannot leave the lists half-changed.
     SPARES.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Pages a mapping of `len` bytes takes.
-fn pages(len: usize) -> usize {
-    len.div_ceil(PAGE)
-}
-
-/// What keeping `len` bytes of content costs the process: whole pages from a page on.
-pub fn footprint(len: u64) -> u64 {
-    if len >= PAGE as u64 {
-        len.next_multiple_of(PAGE as u64)
-    } else {
-        len
-    }
 }
 
 /// A buffer to read a file's bytes into, then [`Buffer::freeze`] to keep them. Its bytes
@@ -83,10 +142,10 @@ pub enum Buffer {
 }
 
 impl Buffer {
-    /// `len` bytes to be overwritten.
-    pub fn for_len(len: usize) -> Buffer {
-        if len >= PAGE {
-            if let Some(m) = Mapping::new(len) {
+    /// `len` bytes to be overwritten: mapped from a `page` on.
+    pub fn for_len(len: usize, page: PageSize) -> Buffer {
+        if len >= page.bytes() {
+            if let Some(m) = Mapping::new(len, page) {
                 return Buffer::Mapped(m);
             }
         }
@@ -97,8 +156,8 @@ impl Buffer {
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         match self {
             Buffer::Heap(v) => v,
-            // SAFETY: the mapping is `len` bytes, readable and writable, owned by `m` and
-            // borrowed mutably through it.
+            // SAFETY: the mapping is at least `len` bytes, readable and writable, owned by
+            // `m` and borrowed mutably through it.
             Buffer::Mapped(m) => unsafe { std::slice::from_raw_parts_mut(m.ptr.as_ptr(), m.len) },
         }
     }
@@ -116,10 +175,12 @@ impl Buffer {
     }
 }
 
-/// An anonymous private mapping holding `len` bytes; unmapped when dropped.
+/// An anonymous private mapping of `mapped` bytes (whole pages) holding `len` bytes of
+/// content; unmapped when dropped.
 pub struct Mapping {
     ptr: NonNull<u8>,
     len: usize,
+    mapped: usize,
 }
 
 // SAFETY: the mapping is plain memory owned by this value alone; after `freeze` it is only
@@ -128,9 +189,11 @@ unsafe impl Send for Mapping {}
 unsafe impl Sync for Mapping {}
 
 impl Mapping {
-    fn new(len: usize) -> Option<Mapping> {
-        if let Some(ptr) = Mapping::spare(pages(len)) {
-            return Some(Mapping { ptr, len });
+    fn new(len: usize, page: PageSize) -> Option<Mapping> {
+        // Whole pages asked for, so a spare of this size has room for any content of it.
+        let mapped = len.next_multiple_of(page.bytes());
+        if let Some(ptr) = Mapping::spare(mapped) {
+            return Some(Mapping { ptr, len, mapped });
         }
         if LIVE.fetch_add(1, Ordering::Relaxed) >= MAX_MAPPINGS {
             LIVE.fetch_sub(1, Ordering::Relaxed);
@@ -140,7 +203,7 @@ impl Mapping {
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
-                len,
+                mapped,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
                 -1,
@@ -155,36 +218,38 @@ impl Mapping {
             // Linux never places a non-fixed mapping at address 0, but if it ever did,
             // give the mapping and its count back rather than keep either.
             // SAFETY: the mapping was just made with this length and nothing refers to it.
-            unsafe { libc::munmap(p, len) };
+            unsafe { libc::munmap(p, mapped) };
             LIVE.fetch_sub(1, Ordering::Relaxed);
             return None;
         };
-        Some(Mapping { ptr, len })
+        Some(Mapping { ptr, len, mapped })
     }
 
-    /// A spare mapping of `pages` pages, if one is kept.
-    fn spare(pages: usize) -> Option<NonNull<u8>> {
-        if pages > SPARE_MAX_PAGES {
-            return None;
-        }
+    /// Where a mapping of `mapped` bytes is filed among the spares, if it may be one.
+    fn spare_slot(mapped: usize) -> Option<usize> {
+        (mapped <= SPARE_MAX_BYTES && mapped % SMALLEST_PAGE == 0).then_some(mapped / SMALLEST_PAGE)
+    }
+
+    /// A spare mapping of `mapped` bytes, if one is kept.
+    fn spare(mapped: usize) -> Option<NonNull<u8>> {
+        let slot = Mapping::spare_slot(mapped)?;
         let mut spares = spares();
-        let addr = spares.by_pages[pages].pop()?;
-        spares.pages -= pages;
+        let addr = spares.by_size[slot].pop()?;
+        spares.bytes -= mapped;
         NonNull::new(addr as *mut u8)
     }
 
     /// Keeps this mapping as a spare if there is room; false if it is to be unmapped.
     fn keep_as_spare(&self) -> bool {
-        let pages = pages(self.len);
-        if pages > SPARE_MAX_PAGES {
+        let Some(slot) = Mapping::spare_slot(self.mapped) else {
             return false;
-        }
+        };
         let mut spares = spares();
-        if spares.pages + pages > SPARE_PAGES {
+        if spares.bytes + self.mapped > SPARE_BYTES {
             return false;
         }
-        spares.pages += pages;
-        spares.by_pages[pages].push(self.ptr.as_ptr() as usize);
+        spares.bytes += self.mapped;
+        spares.by_size[slot].push(self.ptr.as_ptr() as usize);
         true
     }
 }
@@ -204,7 +269,7 @@ impl Drop for Mapping {
         }
         // SAFETY: the mapping was made by `new` with this length and nothing refers to it
         // any more (Bytes drops its owner after its last clone).
-        let r = unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+        let r = unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.mapped) };
         debug_assert_eq!(r, 0, "munmap of our own mapping failed");
         LIVE.fetch_sub(1, Ordering::Relaxed);
     }
@@ -229,20 +294,64 @@ mod tests {
         line.split_whitespace().nth(1).unwrap().parse().unwrap()
     }
 
+    const PAGE: usize = 4096;
+    const P4: PageSize = PageSize::SMALLEST;
+
     #[test]
-    fn footprint_is_whole_pages_from_a_page_on() {
-        assert_eq!(footprint(0), 0);
-        assert_eq!(footprint(4095), 4095);
-        assert_eq!(footprint(4096), 4096);
-        assert_eq!(footprint(4097), 8192);
-        assert_eq!(footprint(20_000), 20_480);
+    fn footprint_is_whole_pages_from_a_page_on_and_the_heaps_slot_below() {
+        let [p16, p64] = [16 << 10, 64 << 10].map(|n| PageSize::new(n).unwrap());
+        for page in [P4, p16, p64] {
+            let n = page.bytes() as u64;
+            assert_eq!(page.footprint(0), 0);
+            assert_eq!(page.footprint(n), n);
+            assert_eq!(page.footprint(n + 1), 2 * n);
+            assert_eq!(page.footprint(20 * n - 7), 20 * n);
+            // Under a page: the heap's slot, at least the bytes and their header.
+            for len in [1, 12, 13, 100, 1000, 4091, 4092, 5000, n - 1]
+                .into_iter()
+                .filter(|&l| l < n)
+            {
+                let f = page.footprint(len);
+                assert!(f >= len + 4 && f % 16 == 0, "{len} -> {f} on {n}");
+                // Slots are at most a quarter apart.
+                assert!(f <= (len + 4) * 5 / 4 + 16, "{len} -> {f} on {n}");
+            }
+        }
+        assert_eq!(
+            P4.footprint(4095),
+            292 * 16,
+            "the slot of 292 units holds 4095 + 4"
+        );
+        assert_eq!(p64.footprint(5 << 10), 340 * 16);
+        // The system's page is one of them.
+        assert!(PageSize::new(PageSize::of_system().bytes()).is_some());
+        assert_eq!(PageSize::new(3000), None);
+        assert_eq!(PageSize::new(12 << 10), None);
+    }
+
+    #[test]
+    fn on_larger_pages_content_under_a_page_goes_to_the_heap() {
+        let _turn = serial();
+        let p64 = PageSize::new(64 << 10).unwrap();
+        for (len, mapped) in [
+            (5 << 10, false),
+            ((64 << 10) - 1, false),
+            (64 << 10, true),
+            (100_000, true),
+        ] {
+            let mut b = Buffer::for_len(len, p64);
+            assert_eq!(matches!(b, Buffer::Mapped(_)), mapped, "{len}");
+            b.as_mut_slice().fill(9);
+            let bytes = b.freeze(len);
+            assert!(bytes.len() == len && bytes.iter().all(|&x| x == 9));
+        }
     }
 
     #[test]
     fn content_of_a_page_or_more_is_mapped_and_reads_back() {
         let _turn = serial();
         for len in [1, 4095, 4096, 10_000, 1 << 20] {
-            let mut b = Buffer::for_len(len);
+            let mut b = Buffer::for_len(len, P4);
             assert_eq!(matches!(b, Buffer::Mapped(_)), len >= PAGE, "{len}");
             let s = b.as_mut_slice();
             assert_eq!(s.len(), len);
@@ -264,7 +373,7 @@ mod tests {
         let before = anon_kib();
         let kept: Vec<Bytes> = (0..4096)
             .map(|_| {
-                let mut b = Buffer::for_len(16 << 10);
+                let mut b = Buffer::for_len(16 << 10, P4);
                 b.as_mut_slice().fill(1);
                 b.freeze(16 << 10)
             })
@@ -282,7 +391,7 @@ mod tests {
 
     /// Fills a buffer of `len` with `byte` and keeps it.
     fn content(len: usize, byte: u8) -> Bytes {
-        let mut b = Buffer::for_len(len);
+        let mut b = Buffer::for_len(len, P4);
         b.as_mut_slice().fill(byte);
         b.freeze(len)
     }
@@ -294,16 +403,16 @@ mod tests {
         let addr = first.as_ptr();
         drop(first);
         assert!(
-            spares().by_pages[3].contains(&(addr as usize)),
+            spares().by_size[3].contains(&(addr as usize)),
             "kept, not unmapped"
         );
         // Another size does not take it; the same number of pages does, whatever the length.
         let other = content(5 * PAGE, 2);
         assert_ne!(other.as_ptr(), addr);
-        let mut again = Buffer::for_len(2 * PAGE + 1);
+        let mut again = Buffer::for_len(2 * PAGE + 1, P4);
         assert!(matches!(again, Buffer::Mapped(_)));
         assert_eq!(again.as_mut_slice().as_ptr(), addr, "the spare is reused");
-        assert!(!spares().by_pages[3].contains(&(addr as usize)));
+        assert!(!spares().by_size[3].contains(&(addr as usize)));
         assert_eq!(again.as_mut_slice().len(), 2 * PAGE + 1);
         again.as_mut_slice().fill(3);
         let again = again.freeze(2 * PAGE + 1);
@@ -317,29 +426,29 @@ mod tests {
     #[test]
     fn spares_are_bounded_in_pages_and_in_size() {
         let _turn = serial();
-        // 16 MiB of touched 4-page content dropped: all but SPARE_PAGES pages (1 MiB) go
+        // 16 MiB of touched 4-page content dropped: all but SPARE_BYTES (1 MiB) go
         // back. Other tests run alongside: ask only that 13 of the 16 MiB came back.
         let kept: Vec<Bytes> = (0..1024).map(|_| content(4 * PAGE, 1)).collect();
         let held = anon_kib();
         drop(kept);
-        assert!(spares().pages <= SPARE_PAGES);
+        assert!(spares().bytes <= SPARE_BYTES);
         let after = anon_kib();
         assert!(
             after + 13 * 1024 < held,
-            "{held} -> {after} KiB with at most {SPARE_PAGES} spare pages"
+            "{held} -> {after} KiB with at most {SPARE_BYTES} spare bytes"
         );
-        // Past SPARE_MAX_PAGES a mapping is never kept.
-        let big = content((SPARE_MAX_PAGES + 1) * PAGE, 1);
-        let pages_before = spares().pages;
+        // Past SPARE_MAX_BYTES a mapping is never kept.
+        let big = content(SPARE_MAX_BYTES + 1, 1);
+        let before = spares().bytes;
         drop(big);
-        assert_eq!(spares().pages, pages_before);
+        assert_eq!(spares().bytes, before);
     }
 
     #[test]
     #[should_panic(expected = "content kept before all of it was written")]
     fn a_buffer_not_filled_to_its_end_is_never_kept() {
         let _turn = serial();
-        let mut b = Buffer::for_len(2 * PAGE);
+        let mut b = Buffer::for_len(2 * PAGE, P4);
         b.as_mut_slice()[..PAGE].fill(1);
         b.freeze(PAGE);
     }
@@ -351,7 +460,7 @@ mod tests {
         // heap then comes sooner, never later.)
         let mut held = Vec::new();
         let heap = loop {
-            let b = Buffer::for_len(PAGE);
+            let b = Buffer::for_len(PAGE, P4);
             if matches!(b, Buffer::Heap(_)) {
                 break true;
             }
@@ -363,6 +472,6 @@ mod tests {
         assert!(heap, "{} mappings made, cap {MAX_MAPPINGS}", held.len());
         assert!(LIVE.load(Ordering::Relaxed) <= MAX_MAPPINGS);
         drop(held);
-        assert!(matches!(Buffer::for_len(PAGE), Buffer::Mapped(_)));
+        assert!(matches!(Buffer::for_len(PAGE, P4), Buffer::Mapped(_)));
     }
 }

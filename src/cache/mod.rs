@@ -224,7 +224,8 @@ impl Cache {
                 // Hashed now, so even the first response has its ETag; a small file's bytes
                 // are kept, a larger one's descriptor.
                 let keep = id.len <= self.limits.file_max;
-                let data = resolve::read_verified(&file, id, keep).ok()??;
+                let page = keep.then_some(self.limits.page);
+                let data = resolve::read_verified(&file, id, page).ok()??;
                 let etag = Etag::of(resolve::hash(&data));
                 let resident = if keep {
                     Resident::Memory(data)
@@ -291,7 +292,9 @@ impl Cache {
         // A small file's bytes are kept from its second request on; until then (or if
         // they do not fit) its descriptor is.
         let resident = if small && self.lock().warm_up(&asset.key) {
-            let data = resolve::read_verified(&file, v.id, true).ok().flatten();
+            let data = resolve::read_verified(&file, v.id, Some(self.limits.page))
+                .ok()
+                .flatten();
             Resident::Memory(data.ok_or(Stale)?)
         } else if matches!(v.resident, Resident::Open(_)) {
             return Ok(Content::File(file, v.id));
@@ -376,3 +379,6 @@ impl Cache {
             .hashed(&job.key, job.variant, job.id, hash.map(Etag::of));
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use crate::cache::entry::{Asset, Found, Resident, Variant};
 use crate::cache::file_id::FileId;
-use crate::cache::mapped;
+use crate::cache::mapped::PageSize;
 use crate::cache::s3fifo::S3Fifo;
 use crate::files::negotiate::Encoding;
 use crate::files::resolve::{Etag, Probe};
@@ -33,6 +33,8 @@ pub struct Limits {
     pub entries: usize,
     /// Descriptors kept open.
     pub open_files: usize,
+    /// The kernel's memory page: what content in memory is charged in.
+    pub page: PageSize,
 }
 
 /// Counters and sizes, for metrics and tests.
@@ -391,7 +393,7 @@ impl Store {
         for which in [MEMORY, OPEN] {
             let slot = self.slots[id as usize].as_ref().expect("slot");
             let old = slot.weight[which];
-            let need = weight(&slot.found, which);
+            let need = weight(&slot.found, which, self.limits.page);
             let budget = &mut self.budgets[which];
             // A member keeps its queue and frequency across a change of weight (it goes
             // back as the newest of that queue); one that is not (its bytes or descriptor
@@ -459,24 +461,35 @@ fn key_of(slots: &[Option<Slot>], id: u32) -> &str {
     &slots[id as usize].as_ref().expect("indexed slot").key
 }
 
-/// The budget that counts what is kept of `resident`, and how much it counts.
-fn charge(resident: &Resident) -> Option<(usize, u64)> {
+/// The budget that counts what is kept of `resident`.
+fn budget_of(resident: &Resident) -> Option<usize> {
     match resident {
         Resident::Nothing => None,
-        Resident::Memory(b) => Some((MEMORY, mapped::footprint(b.len() as u64))),
-        Resident::Open(_) => Some((OPEN, 1)),
+        Resident::Memory(_) => Some(MEMORY),
+        Resident::Open(_) => Some(OPEN),
     }
 }
 
+/// The budget that counts what is kept of `resident`, and how much it counts with memory in
+/// pages of `page`.
+fn charge(resident: &Resident, page: PageSize) -> Option<(usize, u64)> {
+    let n = match resident {
+        Resident::Nothing => return None,
+        Resident::Memory(b) => page.footprint(b.len() as u64),
+        Resident::Open(_) => 1,
+    };
+    Some((budget_of(resident)?, n))
+}
+
 /// What `found` counts against budget `which`.
-fn weight(found: &Found, which: usize) -> u64 {
+fn weight(found: &Found, which: usize, page: PageSize) -> u64 {
     let Found::File(asset) = found else {
         return 0;
     };
     asset
         .variants
         .iter()
-        .filter_map(|v| charge(&v.resident))
+        .filter_map(|v| charge(&v.resident, page))
         .filter(|&(w, _)| w == which)
         .map(|(_, n)| n)
         .sum()
@@ -489,7 +502,7 @@ fn strip(found: &Found, which: usize) -> Found {
     };
     let mut asset = Asset::clone(asset);
     for v in asset.variants.iter_mut() {
-        if charge(&v.resident).is_some_and(|(w, _)| w == which) {
+        if budget_of(&v.resident) == Some(which) {
             v.resident = Resident::Nothing;
         }
     }

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use bytes::Bytes;
 
 use crate::cache::file_id::FileId;
-use crate::cache::mapped::Buffer;
+use crate::cache::mapped::{Buffer, PageSize};
 use crate::files::negotiate::Encoding;
 
 /// The folder served, open.
@@ -304,19 +304,19 @@ pub fn open_verified(
 }
 
 /// Reads the whole of an open `file` if it still is the file `id` describes and did not
-/// change while being read; `Ok(None)` otherwise. Bytes to `keep` go in memory of their own
-/// ([`crate::cache::mapped`]), which the cache can give back whole; others (read only to be
-/// hashed) on the heap, which costs no mapping and no fresh pages.
+/// change while being read; `Ok(None)` otherwise. Bytes to keep (`keep` holds the kernel's
+/// page) go in memory of their own ([`crate::cache::mapped`]), which the cache can give back
+/// whole; others (read only to be hashed) on the heap, which costs no mapping and no fresh
+/// pages.
 ///
 /// Positioned reads: the descriptor may be shared, its file position is never used. A
 /// buffer is kept only when every byte of it was read: one reused from dropped content
 /// ([`crate::cache::mapped`]'s spares) holds that content's bytes until then.
-pub fn read_verified(file: &File, id: FileId, keep: bool) -> io::Result<Option<Bytes>> {
+pub fn read_verified(file: &File, id: FileId, keep: Option<PageSize>) -> io::Result<Option<Bytes>> {
     let len = id.len as usize;
-    let mut buf = if keep {
-        Buffer::for_len(len)
-    } else {
-        Buffer::Heap(vec![0; len])
+    let mut buf = match keep {
+        Some(page) => Buffer::for_len(len, page),
+        None => Buffer::Heap(vec![0; len]),
     };
     let data = buf.as_mut_slice();
     let mut filled = 0;

@@ -14,6 +14,7 @@ use hyper::server::conn::http1;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use crate::cache::mapped::PageSize;
 use crate::cache::watch::Watch;
 use crate::cache::{self, Cache, Limits};
 use crate::files::service::{Readiness, SiteService};
@@ -45,6 +46,7 @@ pub async fn run(
         open_files: config
             .cache_open_files
             .unwrap_or_else(cache::default_open_files),
+        page: PageSize::of_system(),
     };
     let watch_mode = watch.mode();
     // The one check of the site before serving: the root can be opened (a folder the
@@ -87,6 +89,7 @@ pub async fn run(
         cache_max = limits.memory,
         cache_entries = limits.entries,
         cache_open_files = limits.open_files,
+        page_size = limits.page.bytes(),
         max_connections = config.max_connections,
         max_connections_reason = %config.max_connections_reason,
         startup_us = started.elapsed().as_micros() as u64,
