@@ -72,7 +72,7 @@ impl PageSize {
         if len >= self.0 as u64 {
             len.next_multiple_of(self.0 as u64)
         } else {
-            heap_footprint(len)
+            heap_footprint(len, self)
         }
     }
 }
@@ -86,16 +86,16 @@ const HEAP_SLOTS: [u16; 48] = [
 ];
 
 /// What `len` bytes from the heap hold: the allocator's slot for them. Content under a page
-/// (64 KiB at most) always has one; past the slots (128 KiB) the allocator maps whole 4 KiB
-/// pages itself.
-fn heap_footprint(len: u64) -> u64 {
+/// (64 KiB at most) always has one; past the slots (128 KiB) the allocator maps whole pages
+/// itself.
+fn heap_footprint(len: u64, page: PageSize) -> u64 {
     if len == 0 {
         return 0;
     }
     let units = (len + 4).div_ceil(16);
     match HEAP_SLOTS.iter().find(|&&slot| u64::from(slot) >= units) {
         Some(&slot) => u64::from(slot) * 16,
-        None => (len + 4).next_multiple_of(SMALLEST_PAGE as u64),
+        None => (len + 4).next_multiple_of(page.bytes() as u64),
     }
 }
 
