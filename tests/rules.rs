@@ -159,3 +159,186 @@ fn rule_files_are_read_again_when_they_change_keeping_the_last_good_ones() {
         assert_eq!(s.get("/old").header("location"), Some("/newer"));
     }
 }
+
+/// `_headers` written as Netlify's and Cloudflare Pages' syntax pages describe it (cases
+/// made from their rules): every block that matches adds its headers.
+const PLATFORM_HEADERS: &str = "\
+# a page of its own
+/secure/page
+  X-Frame-Options: DENY
+  Referrer-Policy: no-referrer
+# everything under a folder
+/static/*
+  X-Robots-Tag: nosnippet
+# a kind of file anywhere: the hashed-asset rules sites carry
+/*.css
+  Cache-Control: public, max-age=31536000, immutable
+/assets/*.js
+  Cache-Control: public, max-age=31536000, immutable
+  X-Asset: js
+# a file name in any folder
+/*/index.html
+  X-Index: yes
+# a placeholder segment
+/:lang/docs/*
+  X-Docs: localized
+";
+
+#[test]
+fn headers_patterns_as_the_platforms_write_them_apply() {
+    let site = site_with(PLATFORM_HEADERS, "");
+    for (path, body) in [
+        ("secure/page", "secure"),
+        ("static/a/b.txt", "static"),
+        ("app.css", "body{}"),
+        ("theme/dark.css", "body{}"),
+        ("assets/app.js", "1"),
+        ("assets/chunks/c1.js", "2"),
+        ("assets/app.json", "{}"),
+        ("app.js", "3"),
+        ("docs/index.html", "<p>docs</p>"),
+        ("en/docs/start.html", "<p>start</p>"),
+    ] {
+        write(site.path(), path, body.as_bytes());
+    }
+    let s = Server::start(site.path(), &[]);
+    let immutable = Some("public, max-age=31536000, immutable");
+    let h = |path: &str, name: &str| s.get(path).header(name).map(str::to_string);
+    assert_eq!(
+        h("/secure/page", "x-frame-options").as_deref(),
+        Some("DENY")
+    );
+    assert_eq!(
+        h("/secure/page", "referrer-policy").as_deref(),
+        Some("no-referrer")
+    );
+    assert_eq!(
+        h("/static/a/b.txt", "x-robots-tag").as_deref(),
+        Some("nosnippet")
+    );
+    assert_eq!(h("/app.css", "cache-control").as_deref(), immutable);
+    assert_eq!(h("/theme/dark.css", "cache-control").as_deref(), immutable);
+    assert_eq!(h("/assets/app.js", "cache-control").as_deref(), immutable);
+    assert_eq!(h("/assets/chunks/c1.js", "x-asset").as_deref(), Some("js"));
+    assert_eq!(h("/assets/app.json", "x-asset"), None);
+    assert_eq!(h("/app.js", "x-asset"), None);
+    assert_eq!(h("/app.js", "cache-control").as_deref(), Some("no-cache"));
+    assert_eq!(h("/docs/index.html", "x-index").as_deref(), Some("yes"));
+    // Matched against the request's path, as on Netlify: `/docs/` is not `/docs/index.html`.
+    assert_eq!(h("/docs/", "x-index"), None);
+    assert_eq!(
+        h("/en/docs/start.html", "x-docs").as_deref(),
+        Some("localized")
+    );
+    assert_eq!(h("/style.css", "cache-control").as_deref(), immutable);
+    assert_eq!(h("/index.html", "x-docs"), None);
+}
+
+/// `_redirects` as the platforms' syntax pages describe it (cases made from their rules).
+const PLATFORM_REDIRECTS: &str = "\
+/home                   /                        301
+/home-temp              /                        302
+/query                  /?query=string           301
+/trailing               /trailing/               301
+/page/                  /page2/#part             301
+/news/*                 /blog/:splat             301
+/products/:code/:name   /products?code=:code&name=:name 302
+/twitch                 https://twitch.example/  302
+/app/*                  /index.html              200
+";
+
+#[test]
+fn redirects_as_the_platforms_write_them_apply() {
+    let site = site_with("", PLATFORM_REDIRECTS);
+    let s = Server::start(site.path(), &[]);
+    let r = |path: &str| {
+        let r = s.get(path);
+        (r.status, r.header("location").map(str::to_string))
+    };
+    let to = |status, l: &str| (status, Some(l.to_string()));
+    assert_eq!(r("/home"), to(301, "/"));
+    assert_eq!(r("/home-temp"), to(302, "/"));
+    assert_eq!(r("/query"), to(301, "/?query=string"));
+    assert_eq!(r("/trailing"), to(301, "/trailing/"));
+    assert_eq!(
+        r("/trailing/").0,
+        404,
+        "no loop: the rule does not send a path to itself"
+    );
+    assert_eq!(r("/page"), to(301, "/page2/#part"));
+    assert_eq!(
+        r("/page/?a=1"),
+        to(301, "/page2/?a=1#part"),
+        "the query before the fragment"
+    );
+    assert_eq!(r("/news/2024/a"), to(301, "/blog/2024/a"));
+    assert_eq!(r("/products/42/mug"), to(302, "/products?code=42&name=mug"));
+    assert_eq!(r("/twitch"), to(302, "https://twitch.example/"));
+    let spa = s.get("/app/settings/profile");
+    assert_eq!(
+        (spa.status, spa.text().as_str()),
+        (200, "<!doctype html><title>home</title>")
+    );
+}
+
+#[test]
+fn an_unsupported_pattern_is_refused_with_its_line_at_startup_and_on_an_edit() {
+    for (file, text, want) in [
+        (
+            "_headers",
+            "/*.css\n  X-A: 1\nhttps://example.com/*\n  X-B: 1\n",
+            "_headers:3: \"https://example.com/*\": rules for a whole URL",
+        ),
+        (
+            "_headers",
+            "/ok\n  X-A: 1\n/p/:9\n  X-B: 1\n",
+            "_headers:3: \"/p/:9\": placeholder",
+        ),
+        (
+            "_redirects",
+            "/a /b\n/x/*/y/* /z\n",
+            "_redirects:2: \"/x/*/y/*\" has 2 *",
+        ),
+        (
+            "_redirects",
+            "/search?q=:q /find/:q\n",
+            "_redirects:1: \"/search?q=:q\": a query",
+        ),
+    ] {
+        let site = demo_site();
+        write(site.path(), file, text.as_bytes());
+        let out = std::process::Command::new(BIN)
+            .args(["--root", site.path().to_str().unwrap()])
+            .env_clear()
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{file}: {text}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{want} in {err}");
+    }
+    // On a later edit: a warning naming the line, and the last good rules stay.
+    let site = site_with("/*.css\n  X-A: 1\n", "");
+    let s = Server::start(site.path(), &[]);
+    assert_eq!(s.get("/style.css").header("x-a"), Some("1"));
+    write(
+        site.path(),
+        "_headers",
+        b"/*.css\n  X-A: 2\nhttps://example.com/*\n  X-B: 1\n",
+    );
+    // Rules are looked at again by the next request after a change.
+    let t = Instant::now();
+    while !s
+        .lines
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("keeping the previous rules"))
+    {
+        assert_eq!(s.get("/style.css").header("x-a"), Some("1"));
+        assert!(t.elapsed() < Duration::from_secs(2), "no warning");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let line = s.wait_for_line("keeping the previous rules");
+    assert!(line.contains("_headers:3"), "{line}");
+    assert_eq!(s.get("/style.css").header("x-a"), Some("1"));
+}

@@ -6,13 +6,15 @@
 //! - [`negotiate`] (`Accept-Encoding`), [`conditional`] (RFC 9110 preconditions and
 //!   ranges), [`headers`] (dates, `Cache-Control` policy), [`mime`] (`mime_guess` with the
 //!   types browsers insist on).
-//! - [`rules`]: the site's `_headers` and `_redirects`.
+//! - [`rules`]: the site's `_headers` and `_redirects`; [`pattern`]: their path patterns,
+//!   matched as Netlify matches them.
 
 pub mod conditional;
 pub mod headers;
 pub mod mime;
 pub mod negotiate;
 pub mod path;
+pub mod pattern;
 pub mod resolve;
 pub mod rules;
 pub mod service;

@@ -16,14 +16,17 @@
 //!   X-Frame-Options: DENY
 //! ```
 //!
-//! Patterns: literal segments, `:name` for one segment, `*` for the rest (`:splat` in the
-//! target). A redirect rule applies only where no file answers the path, unless forced
+//! Patterns ([`crate::files::pattern`]): literal segments, `:name` for one segment, `*` for
+//! the rest or inside a segment (`/*.css`), as Netlify matches them; one `*` in a redirect
+//! rule (`:splat` in the target). A redirect rule applies only where no file answers the path, unless forced
 //! with `!` (as Netlify's shadowing); the request's query string is kept. Every `_headers`
 //! block that matches adds its headers, later ones overriding earlier ones, over the
 //! server's own; framing and hop-by-hop names are refused. Errors name the file, the line
 //! and the problem.
 
 use http::{HeaderName, HeaderValue, StatusCode};
+
+use crate::files::pattern::Pattern;
 
 /// The rules of both files.
 #[derive(Debug, Default)]
@@ -49,63 +52,6 @@ pub enum Action {
     Redirect(StatusCode, String),
     /// Answer with this local path's file, status 200.
     Rewrite(String),
-}
-
-#[derive(Debug)]
-struct Pattern(Vec<Seg>);
-
-#[derive(Debug)]
-enum Seg {
-    Literal(String),
-    Param(String),
-    Splat,
-}
-
-impl Pattern {
-    fn parse(s: &str) -> Result<Pattern, String> {
-        if !s.starts_with('/') {
-            return Err(format!("{s:?} is not a path (it must start with /)"));
-        }
-        let parts: Vec<&str> = s.trim_end_matches('/').split('/').skip(1).collect();
-        let mut segs = Vec::new();
-        for (i, p) in parts.iter().enumerate() {
-            segs.push(if *p == "*" {
-                if i != parts.len() - 1 {
-                    return Err(format!("{s:?}: * may only end a pattern"));
-                }
-                Seg::Splat
-            } else if let Some(name) = p.strip_prefix(':') {
-                Seg::Param(name.to_string())
-            } else {
-                Seg::Literal(p.to_string())
-            });
-        }
-        Ok(Pattern(segs))
-    }
-
-    /// The placeholders' values if `path` matches (`splat` for `*`).
-    fn matches(&self, path: &str) -> Option<Vec<(String, String)>> {
-        let parts: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-        let mut values = Vec::new();
-        for (i, seg) in self.0.iter().enumerate() {
-            match seg {
-                Seg::Splat => {
-                    values.push(("splat".to_string(), parts.get(i..).unwrap_or(&[]).join("/")));
-                    return Some(values);
-                }
-                Seg::Literal(l) => {
-                    if parts.get(i) != Some(&l.as_str()) {
-                        return None;
-                    }
-                }
-                Seg::Param(name) => {
-                    let v = parts.get(i).filter(|v| !v.is_empty())?;
-                    values.push((name.clone(), v.to_string()));
-                }
-            }
-        }
-        (parts.len() == self.0.len()).then_some(values)
-    }
 }
 
 /// `template` with each `:name` replaced by its value, encoded ([`encode`]). One pass over
@@ -197,11 +143,14 @@ impl Rules {
         let mut rules = Rules::default();
         for (n, line) in redirects.unwrap_or_default().lines().enumerate() {
             let err = |why: String| format!("_redirects:{}: {why}", n + 1);
-            let line = line.split('#').next().unwrap_or_default().trim();
-            if line.is_empty() {
+            // A comment is a field that starts with `#`: a target may hold a fragment.
+            let fields: Vec<&str> = line
+                .split_whitespace()
+                .take_while(|f| !f.starts_with('#'))
+                .collect();
+            if fields.is_empty() {
                 continue;
             }
-            let fields: Vec<&str> = line.split_whitespace().collect();
             if fields.len() < 2 {
                 return Err(err("expected FROM TO [STATUS]".into()));
             }
@@ -235,7 +184,7 @@ impl Rules {
             }
             rules.redirects.push(Redirect {
                 line: n + 1,
-                from: Pattern::parse(fields[0]).map_err(err)?,
+                from: Pattern::parse(fields[0], false, 1).map_err(err)?,
                 to,
                 status,
                 force,
@@ -247,9 +196,10 @@ impl Rules {
                 continue;
             }
             if !line.starts_with([' ', '\t']) {
-                rules
-                    .headers
-                    .push((Pattern::parse(line.trim()).map_err(err)?, Vec::new()));
+                rules.headers.push((
+                    Pattern::parse(line.trim(), true, usize::MAX).map_err(err)?,
+                    Vec::new(),
+                ));
                 continue;
             }
             let Some((_, block)) = rules.headers.last_mut() else {
@@ -314,9 +264,16 @@ impl Rules {
             if r.status == StatusCode::OK {
                 return Some(Action::Rewrite(to));
             }
+            if to == path {
+                // `/trailing /trailing/ 301` (Cloudflare's example) also matches the path
+                // it sends to, as every pattern's trailing `/` is optional: sending the
+                // client back where it is would loop, so the rule does not apply there.
+                continue;
+            }
             if let Some(q) = query.filter(|_| !to.contains('?')) {
-                to.push('?');
-                to.push_str(q);
+                // Before a fragment (`/page2/#part`), where a query belongs.
+                let at = to.find('#').unwrap_or(to.len());
+                to.insert_str(at, &format!("?{q}"));
             }
             return Some(Action::Redirect(r.status, to));
         }
@@ -330,7 +287,7 @@ impl Rules {
     ) -> impl Iterator<Item = &'a (HeaderName, HeaderValue)> + 'a {
         self.headers
             .iter()
-            .filter(move |(p, _)| p.matches(path).is_some())
+            .filter(move |(p, _)| p.is_match(path))
             .flat_map(|(_, h)| h.iter())
     }
 }
@@ -474,7 +431,9 @@ mod tests {
         assert!(e("", "\n/a").starts_with("_redirects:2: expected"));
         assert!(e("", "/a https://x/ 200").contains("rewrite"));
         assert!(e("", "/a /b 301 extra").contains("not supported"));
-        assert!(e("", "/*/x /b").contains("* may only end"));
+        assert!(e("", "/a/*/b/* /b").starts_with("_redirects:1: \"/a/*/b/*\" has 2 *"));
+        assert!(e("", "/ok /b\nhttps://a.example/* /b").starts_with("_redirects:2: "));
+        assert!(e("\n/*.css\n  X: 1\n/p/:9", "").starts_with("_headers:4: "));
         assert!(e("  X: 1", "").starts_with("_headers:1: a header line before"));
         assert!(e("/a\n  Content-Length: 3", "").starts_with("_headers:2: content-length"));
         assert!(e("/a\n  no colon", "").starts_with("_headers:2: expected"));
