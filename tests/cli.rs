@@ -261,7 +261,7 @@ fn address_in_use_exits_1_naming_it() {
 }
 
 #[test]
-fn help_lists_every_option_with_env_and_default() {
+fn help_lists_every_option_with_env_and_default_in_a_terminal() {
     let out = run(&["--help"], &[]);
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
@@ -291,15 +291,30 @@ fn help_lists_every_option_with_env_and_default() {
         ("--cors-origins", "TINYSERVE_CORS_ORIGINS", "unset"),
         ("--basic-auth-file", "TINYSERVE_BASIC_AUTH_FILE", "unset"),
     ] {
-        let block = help
+        let line = help
             .split("\n  --")
-            .find(|b| b.starts_with(&flag[2..]))
+            .find(|b| b.starts_with(&format!("{} ", &flag[2..])))
             .unwrap_or_else(|| panic!("{flag} missing"));
+        // The variable is the flag's name by the rule the help states, or named beside it.
+        let derived = format!("TINYSERVE_{}", flag[2..].to_uppercase().replace('-', "_"));
         assert!(
-            block.contains(env) && block.contains(&format!("default: {default}")),
-            "{flag}: {block}"
+            env == derived || line.contains(&format!("(env {env})")),
+            "{flag}: {line}"
         );
+        if default != "unset" {
+            assert!(line.contains(&format!("[{default}]")), "{flag}: {line}");
+        }
     }
+    assert!(help.contains("also the variable TINYSERVE_SOME_OPTION"));
+    // It fits in a terminal, and says where the details are.
+    assert!(help.lines().count() <= 50, "{} lines", help.lines().count());
+    for line in help.lines() {
+        assert!(line.chars().count() <= 80, "{} columns: {line}", line.len());
+    }
+    assert!(help.contains("docs/configuration.md"));
+    assert!(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("docs/configuration.md")
+        .is_file());
 }
 
 #[test]

@@ -477,7 +477,7 @@ fn images_stay_within_the_size_budget() {
     );
     // 2 MiB since the design card's crates came back (issue #25): mime_guess's table,
     // tower and tower-http's CORS and header layers, tracing-subscriber's JSON format
-    // (README, Size).
+    // (docs/design.md, Size).
     assert!(
         binary <= 2 * 1024 * 1024,
         "binary is {binary} bytes, budget 2 MiB"

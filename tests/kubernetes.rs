@@ -337,7 +337,7 @@ fn renders_meet_the_contract_for_every_branch() {
         // The memory limit holds the worst case the settings allow, with a third to spare:
         // the file cache's whole budget, 16.5 KiB per connection at the cap (measured by
         // bench/connections.py mid-download; 4.8 KiB idle in a burst), the spare mappings
-        // of dropped file pages, and 2 MiB of process (README, "How it is built").
+        // of dropped file pages, and 2 MiB of process (docs/design.md, "How it is built").
         let mib = |v: &str| -> f64 {
             let (n, unit) = v.split_at(v.find(|c: char| !c.is_ascii_digit()).unwrap());
             let n: f64 = n.parse().unwrap();

@@ -1,6 +1,6 @@
 //! Memory per idle keep-alive connection: once a connection is parked between requests,
 //! hyper's buffers (8 KiB to read, 8 KiB for response heads) go back, and what it keeps is
-//! its task, its socket's registration and its timer (README, "Memory per connection").
+//! its task, its socket's registration and its timer (docs/performance.md, "Memory per connection").
 //! Measured as the server's resident memory with many idle connections open, each after one
 //! request, on both runtimes, with the release build for musl: what users run, and whose
 //! allocator gives freed memory back (this test build's glibc keeps it, so its RSS would

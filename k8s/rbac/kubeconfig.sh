@@ -7,7 +7,7 @@
 # 90 days; the cluster may cap it): renew it before then. It needs no exec plugin (no
 # `aws eks get-token`, no gke-gcloud-auth-plugin), so the runner can use it as it is.
 # Better where the cloud offers it: GitHub's OIDC token exchanged for cloud credentials
-# (README, "Continuous delivery"), with no long-lived secret at all.
+# (docs/delivery.md), with no long-lived secret at all.
 set -euo pipefail
 
 duration=${1:-2160h}

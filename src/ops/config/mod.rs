@@ -144,26 +144,47 @@ pub fn default_max_connections(memory_limit: Option<u64>, cache_max: u64) -> (us
 pub fn help() -> String {
     let mut out = String::from(
         "tinyserve: a tiny static-file server for containers and Kubernetes\n\n\
-         usage: tinyserve [OPTIONS]\n       tinyserve healthcheck [--listen ADDR]\n       \
-         tinyserve check [--root DIR] [--fallback FILE] [--immutable LIST] [--cache-control VALUE]\n\n\
-         Every option can also be set by its environment variable; a flag wins over its variable.\n\
-         DUR is a duration like 500ms, 5s or 2m; SIZE is bytes like 8192, 16KiB or 2MiB.\n\noptions:\n",
+         usage: tinyserve [OPTIONS]\n       \
+         tinyserve healthcheck [--listen ADDR]     probe /healthz, exit 0 or 1\n       \
+         tinyserve check [--root DIR] [...]        lint a site, exit 1 on errors\n\n\
+         Each --some-option is also the variable TINYSERVE_SOME_OPTION (a flag wins).\n\
+         DUR: 500ms, 5s, 2m. SIZE: 8192, 16KiB, 2MiB. Defaults in [ ].\n\noptions:\n",
     );
     for o in &flags::ALL {
-        let default = match o.default {
-            Some(d) => format!("default: {}", if d.is_empty() { "none" } else { d }),
-            None => "default: unset".to_string(),
-        };
-        out.push_str(&format!(
-            "  --{} {}\n      {}\n      [env: {}] [{}]\n",
-            o.flag, o.value, o.help, o.env, default
-        ));
+        let mut line = format!("  --{} {}", o.flag, o.value);
+        // The help starts in one column, on the next line after a long name.
+        if line.len() > HELP_COLUMN - 2 {
+            line.push('\n');
+            line.push_str(&" ".repeat(HELP_COLUMN));
+        } else {
+            line.push_str(&" ".repeat(HELP_COLUMN - line.len()));
+        }
+        line.push_str(o.help);
+        if let Some(d) = o.default.filter(|d| !d.is_empty()) {
+            line.push_str(&format!(" [{d}]"));
+        }
+        if o.env != derived_env(o.flag) {
+            line.push_str(&format!(" (env {})", o.env));
+        }
+        out.push_str(&line);
+        out.push('\n');
     }
     out.push_str(
-        "  -h, --help\n      print this help\n  -V, --version\n      print the version and git commit\n\n\
-         endpoints: GET|HEAD /healthz (liveness), /readyz (readiness: 503 once SIGTERM arrives)\n",
+        "  -h, --help                print this help\n  \
+         -V, --version             print the version and git commit\n\n\
+         Probes: GET /healthz (alive), /readyz (503 once SIGTERM arrives).\n\
+         Every option in full, _headers and _redirects: docs/configuration.md in the\n\
+         source, beside README.md.\n",
     );
     out
+}
+
+/// Where `--help` starts each option's text.
+const HELP_COLUMN: usize = 28;
+
+/// The variable a flag's name gives: `cache-max` is `TINYSERVE_CACHE_MAX`.
+fn derived_env(flag: &str) -> String {
+    format!("TINYSERVE_{}", flag.to_ascii_uppercase().replace('-', "_"))
 }
 
 /// `tinyserve 0.1.0 (commit abc123)`.
