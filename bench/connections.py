@@ -124,10 +124,21 @@ def open_active(port, n):
     return socks
 
 
-def held(proc, socks, settle):
-    """The server's RSS with `socks` open `settle` seconds, then a second after closing them."""
+def held(proc, socks, settle, early=None):
+    """The server's RSS with `socks` open `settle` seconds, then a second after closing them;
+    with `early`, also the RSS `early` seconds after the last one opened (appended)."""
+    first = None
+    if early is not None:
+        time.sleep(early)
+        first = rss_kib(children(proc.pid))
+        settle -= early
     time.sleep(settle)
     with_them = rss_kib(children(proc.pid))
+    if early is not None:
+        for s in socks:
+            s.close()
+        time.sleep(1)
+        return with_them, rss_kib(children(proc.pid)), first
     for s in socks:
         s.close()
     time.sleep(1)
@@ -140,7 +151,7 @@ def measure(name, proc, port, idle, active, rate):
     base = rss_kib(children(proc.pid))
     # tinyserve parks a connection that has rested one tick of its timers (2.5 s with the
     # default 10 s header timeout): wait past two.
-    with_idle, _ = held(proc, open_idle(port, idle), 6)
+    with_idle, _, one_second = held(proc, open_idle(port, idle), 6, early=1)
     with_steady, after_idle = held(proc, open_idle(port, idle, rate), 6)
     with_active, end = held(proc, open_active(port, active), 2)
     proc.terminate()
@@ -150,6 +161,7 @@ def measure(name, proc, port, idle, active, rate):
         "base": base,
         "idle_total": with_idle,
         "idle_per": (with_idle - base) / idle,
+        "one_second_per": (one_second - base) / idle,
         "after_idle": after_idle,
         "steady_per": (with_steady - base) / idle,
         "active_total": with_active,
@@ -189,14 +201,15 @@ def main():
         f"{args.idle} idle keep-alive connections (one request answered each) opened in a burst, "
         f"then {args.idle} opened at {args.rate:g} per second, then {args.active} active ones (a "
         "4 MB download each, unread, 4 KiB receive buffer). Server RSS in KiB (all its "
-        "processes); one worker each; measured 6 s after the last idle connection opened.",
+        "processes); one worker each; measured 6 s after the last idle connection opened "
+        "(tinyserve has parked them by then), and for the burst also 1 s after.",
         "",
-        "| server | RSS at start | with the burst | per idle connection, burst | per idle connection, steady | with active | per active connection | at the end |",
-        "|---|---|---|---|---|---|---|---|",
+        "| server | RSS at start | with the burst | per idle connection, burst, after 1 s | per idle connection, burst, after 6 s | per idle connection, steady | with active | per active connection | at the end |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['name']} | {r['base']} | {r['idle_total']} | {r['idle_per']:.2f} KiB | "
+            f"| {r['name']} | {r['base']} | {r['idle_total']} | {r['one_second_per']:.2f} KiB | {r['idle_per']:.2f} KiB | "
             f"{r['steady_per']:.2f} KiB | {r['active_total']} | {r['active_per']:.2f} KiB | {r['end']} |")
     (out / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
