@@ -182,6 +182,11 @@ const PLATFORM_HEADERS: &str = "\
 # a placeholder segment
 /:lang/docs/*
   X-Docs: localized
+# a header of several values, one per line
+/data/*
+  Cache-Control: max-age=0
+  Cache-Control: no-cache
+  Cache-Control: must-revalidate
 ";
 
 #[test]
@@ -198,6 +203,7 @@ fn headers_patterns_as_the_platforms_write_them_apply() {
         ("app.js", "3"),
         ("docs/index.html", "<p>docs</p>"),
         ("en/docs/start.html", "<p>start</p>"),
+        ("data/feed.json", "[]"),
     ] {
         write(site.path(), path, body.as_bytes());
     }
@@ -232,6 +238,10 @@ fn headers_patterns_as_the_platforms_write_them_apply() {
     );
     assert_eq!(h("/style.css", "cache-control").as_deref(), immutable);
     assert_eq!(h("/index.html", "x-docs"), None);
+    assert_eq!(
+        h("/data/feed.json", "cache-control").as_deref(),
+        Some("max-age=0, no-cache, must-revalidate")
+    );
 }
 
 /// `_redirects` as the platforms' syntax pages describe it (cases made from their rules).

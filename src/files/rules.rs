@@ -228,6 +228,13 @@ impl Rules {
             }
             let value = HeaderValue::from_str(value.trim())
                 .map_err(|_| err(format!("{:?} is not a header value", value.trim())))?;
+            // A name on several lines of one block is one header of several values, joined
+            // with commas (Netlify's multi-value headers, e.g. Cache-Control over 4 lines).
+            if let Some((_, v)) = block.iter_mut().find(|(n, _)| *n == name) {
+                let joined = [v.as_bytes(), b", ", value.as_bytes()].concat();
+                *v = HeaderValue::from_bytes(&joined).expect("two valid values and a comma");
+                continue;
+            }
             block.push((name, value));
         }
         Ok(rules)
@@ -344,6 +351,26 @@ mod tests {
         );
         assert_eq!(redirect("/nothing", None), None);
         assert_eq!(redirect("/u/7", None), None, "both placeholders needed");
+    }
+
+    #[test]
+    fn a_name_repeated_in_a_block_is_one_header_of_several_values() {
+        let r = rules(
+            "/data/*\n  cache-control: max-age=0\n  cache-control: no-cache\n  \
+             cache-control: no-store\n  X-A: 1\n  cache-control: must-revalidate\n",
+            "",
+        );
+        let got: Vec<String> = r
+            .headers_for("/data/x.json")
+            .map(|(n, v)| format!("{n}={}", v.to_str().unwrap()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "cache-control=max-age=0, no-cache, no-store, must-revalidate",
+                "x-a=1"
+            ]
+        );
     }
 
     #[test]
