@@ -273,6 +273,7 @@ fn help_lists_every_option_with_env_and_default_in_a_terminal() {
         ("--log-format", "TINYSERVE_LOG_FORMAT", "text"),
         ("--metrics-listen", "TINYSERVE_METRICS_LISTEN", "unset"),
         ("--access-log", "TINYSERVE_ACCESS_LOG", "on"),
+        ("--access-log-probes", "TINYSERVE_ACCESS_LOG_PROBES", "on"),
         ("--fallback", "TINYSERVE_FALLBACK", "unset"),
         ("--cache-control", "TINYSERVE_CACHE_CONTROL", "no-cache"),
         ("--immutable", "TINYSERVE_IMMUTABLE", "fingerprint"),
@@ -483,4 +484,45 @@ fn access_log_names_the_client_behind_trusted_proxies_only() {
     request(s.addr, "GET", "/style.css", &forwarded);
     let line = s.wait_for_line("who/1");
     assert!(line.contains("\"client\":\"127.0.0.1\""), "{line}");
+}
+
+#[test]
+fn probes_can_be_left_out_of_the_access_log_and_still_counted() {
+    let site = demo_site();
+    for (args, probes_logged) in [
+        (vec!["--metrics-listen", "127.0.0.1:0"], true),
+        (
+            vec![
+                "--metrics-listen",
+                "127.0.0.1:0",
+                "--access-log-probes",
+                "off",
+            ],
+            false,
+        ),
+    ] {
+        let s = Server::start(site.path(), &args);
+        for path in ["/healthz", "/readyz", "/readyz", "/notes.txt"] {
+            assert_eq!(s.get(path).status, 200, "{path}");
+        }
+        // The file's line comes after the probes' (one connection each, in order).
+        s.wait_for_line("path=/notes.txt");
+        let lines = s.lines.lock().unwrap().clone();
+        for probe in ["path=/healthz", "path=/readyz"] {
+            assert_eq!(
+                lines.iter().any(|l| l.contains(probe)),
+                probes_logged,
+                "{args:?}: {probe}"
+            );
+        }
+        let m = s.metrics();
+        assert_eq!(
+            metric(
+                &m,
+                "tinyserve_http_requests_total{method=\"GET\",status=\"2xx\"}"
+            ),
+            4.0,
+            "{args:?}: the probes are counted either way"
+        );
+    }
 }

@@ -23,6 +23,9 @@ pub struct Recorder {
     pub metrics: Option<Arc<Metrics>>,
     /// Whether to write one log line per request.
     pub access_log: bool,
+    /// Whether the probes' requests get one too: a readiness probe every 2 s is 43 000
+    /// lines a day per pod, so they can be left to the metrics.
+    pub log_probes: bool,
     /// Peers whose forwarding headers name the client in the log.
     pub trusted: TrustedProxies,
 }
@@ -74,6 +77,8 @@ struct Pending {
     /// Path and query, and user agent: copied only when the access log is on.
     target: String,
     user_agent: String,
+    /// Whether this request gets its log line.
+    log: bool,
 }
 
 impl<S, B> Service<Request<B>> for Observe<S>
@@ -153,18 +158,20 @@ impl Recorder {
 impl Pending {
     /// What to remember of `req`, or `None` when nothing is recorded.
     fn begin<B>(recorder: &Arc<Recorder>, req: &Request<B>, peer: SocketAddr) -> Option<Pending> {
-        if !recorder.access_log && recorder.metrics.is_none() {
+        let probe = matches!(req.uri().path(), "/healthz" | "/readyz");
+        let log = recorder.access_log && (recorder.log_probes || !probe);
+        if !log && recorder.metrics.is_none() {
             return None;
         }
         if let Some(m) = &recorder.metrics {
             m.started();
         }
-        let client = if recorder.access_log {
+        let client = if log {
             recorder.trusted.client(peer.ip(), req.headers())
         } else {
             peer.ip()
         };
-        let (target, user_agent) = if recorder.access_log {
+        let (target, user_agent) = if log {
             let target = req
                 .uri()
                 .path_and_query()
@@ -187,6 +194,7 @@ impl Pending {
             method: req.method().clone(),
             target,
             user_agent,
+            log,
         })
     }
 
@@ -200,7 +208,7 @@ impl Pending {
                 if let Some(m) = &self.recorder.metrics {
                     m.finished(&self.method, status, bytes, elapsed.as_secs_f64());
                 }
-                if self.recorder.access_log {
+                if self.log {
                     tracing::info!(
                         target: "access",
                         peer = %self.peer,

@@ -72,6 +72,7 @@ pub async fn run(
     let recorder = Arc::new(Recorder {
         metrics: metrics.as_ref().map(|(_, m)| m.clone()),
         access_log: config.access_log,
+        log_probes: config.access_log_probes,
         trusted: config.trusted_proxies.clone(),
     });
     let stack = Stack::new(

@@ -133,6 +133,19 @@ pub static ACCESS_LOG: Flag<bool> = Flag {
     expected: "'on' or 'off'",
 };
 
+/// `--access-log-probes`.
+pub static ACCESS_LOG_PROBES: Flag<bool> = Flag {
+    info: Info {
+        flag: "access-log-probes",
+        env: "TINYSERVE_ACCESS_LOG_PROBES",
+        value: "on|off",
+        default: Some("on"),
+        help: "log the probes too (metrics count them)",
+    },
+    parse: values::parse_switch,
+    expected: "'on' or 'off'",
+};
+
 /// `--fallback`.
 pub static FALLBACK: Flag<String> = Flag {
     info: Info {
@@ -355,7 +368,7 @@ pub static CORS_ORIGINS: Flag<CorsOrigins> = Flag {
 };
 
 /// Every option, in the order `--help` lists them.
-pub static ALL: [&Info; 24] = [
+pub static ALL: [&Info; 25] = [
     &ROOT.info,
     &LISTEN.info,
     &SHUTDOWN_DELAY.info,
@@ -363,6 +376,7 @@ pub static ALL: [&Info; 24] = [
     &LOG_FORMAT.info,
     &METRICS_LISTEN.info,
     &ACCESS_LOG.info,
+    &ACCESS_LOG_PROBES.info,
     &FALLBACK.info,
     &CACHE_CONTROL.info,
     &IMMUTABLE.info,

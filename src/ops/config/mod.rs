@@ -57,6 +57,8 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// Whether to write one log line per request.
     pub access_log: bool,
+    /// Whether the probes' requests (`/healthz`, `/readyz`) get their line too.
+    pub access_log_probes: bool,
     /// File (relative to the root) that answers unknown paths with 200, for single-page apps.
     pub fallback: Option<String>,
     /// `Cache-Control` for every file that is not immutable (HTML included).
@@ -395,6 +397,7 @@ where
         log_format: given.value(&flags::LOG_FORMAT)?,
         metrics_listen: given.get(&flags::METRICS_LISTEN)?.flatten(),
         access_log: given.value(&flags::ACCESS_LOG)?,
+        access_log_probes: given.value(&flags::ACCESS_LOG_PROBES)?,
         fallback,
         cache_control: given.value(&flags::CACHE_CONTROL)?,
         immutable: given.value(&flags::IMMUTABLE)?,
