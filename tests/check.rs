@@ -237,3 +237,15 @@ fn options_that_do_not_apply_are_refused_and_a_missing_root_exits_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/site"));
 }
+
+#[test]
+fn with_pretty_urls_a_link_to_a_page_without_html_is_not_broken() {
+    let site = tempfile::tempdir().unwrap();
+    common::write(site.path(), "index.html", b"<a href=\"/about\">about</a>");
+    common::write(site.path(), "about.html", b"<title>about</title>");
+    let (out, text) = check(site.path(), &[]);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("/about is not in the site"), "{text}");
+    let (out, text) = check(site.path(), &["--pretty-urls", "on"]);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+}

@@ -275,6 +275,7 @@ fn help_lists_every_option_with_env_and_default_in_a_terminal() {
         ("--access-log", "TINYSERVE_ACCESS_LOG", "on"),
         ("--access-log-probes", "TINYSERVE_ACCESS_LOG_PROBES", "on"),
         ("--fallback", "TINYSERVE_FALLBACK", "unset"),
+        ("--pretty-urls", "TINYSERVE_PRETTY_URLS", "off"),
         ("--cache-control", "TINYSERVE_CACHE_CONTROL", "no-cache"),
         ("--immutable", "TINYSERVE_IMMUTABLE", "fingerprint"),
         ("--header", "TINYSERVE_HEADERS", "unset"),

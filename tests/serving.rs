@@ -554,3 +554,49 @@ fn basic_auth_guards_every_path_but_the_probes() {
     let log = s.lines.lock().unwrap().join("\n");
     assert!(!log.contains("YWxpY2U") && !log.contains("s3cret"), "{log}");
 }
+
+#[test]
+fn pretty_urls_serve_the_html_file_and_redirect_to_the_one_url() {
+    let site = demo_site();
+    write(site.path(), "about.html", b"<title>about</title>");
+    write(site.path(), "blog/first post.html", b"<title>post</title>");
+    write(site.path(), "docs/index.html", b"<title>docs</title>");
+    write(site.path(), "team.html", b"<title>team page</title>");
+    write(
+        site.path(),
+        "team/index.html",
+        b"<title>team folder</title>",
+    );
+    // Off (the default): only the names on disk.
+    let s = Server::start(site.path(), &[]);
+    assert_eq!(s.get("/about").status, 404);
+    assert_eq!(s.get("/about.html").status, 200);
+    drop(s);
+
+    let s = Server::start(site.path(), &["--pretty-urls", "on"]);
+    let page = s.get("/about");
+    assert_eq!(
+        (page.status, page.text().as_str()),
+        (200, "<title>about</title>")
+    );
+    assert!(page.header("etag").is_some());
+    assert_eq!(request(s.addr, "HEAD", "/about", &[]).status, 200);
+    let moved = |path: &str| {
+        let r = s.get(path);
+        (r.status, r.header("location").map(str::to_string))
+    };
+    let to = |l: &str| (308, Some(l.to_string()));
+    assert_eq!(moved("/about.html?ref=nav"), to("/about?ref=nav"));
+    assert_eq!(moved("/index.html"), to("/"));
+    assert_eq!(moved("/docs/index.html"), to("/docs/"));
+    assert_eq!(s.get("/docs/").text(), "<title>docs</title>");
+    // Encoded names stay encoded on the way out.
+    assert_eq!(moved("/blog/first%20post.html"), to("/blog/first%20post"));
+    assert_eq!(s.get("/blog/first%20post").text(), "<title>post</title>");
+    // A folder wins `/team`; its `.html` then keeps its own URL rather than loop.
+    assert_eq!(moved("/team"), to("/team/"));
+    assert_eq!(s.get("/team.html").text(), "<title>team page</title>");
+    // Nothing else changes: a missing page is a 404, an asset is served as it is.
+    assert_eq!(s.get("/nothing").status, 404);
+    assert_eq!(s.get("/style.css").status, 200);
+}

@@ -42,6 +42,8 @@ pub struct Options {
     pub immutable: ImmutableRule,
     /// `--cache-control`.
     pub cache_control: String,
+    /// `--pretty-urls`: a link to `/about` is answered by `about.html`.
+    pub pretty_urls: bool,
 }
 
 /// How bad a finding is.
@@ -165,6 +167,7 @@ pub fn run(options: &Options) -> Report {
             &crate::files::path::check(path),
             false,
             false,
+            options.pretty_urls,
         ) {
             report.add(
                 Level::Error,

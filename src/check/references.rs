@@ -70,14 +70,15 @@ pub(super) fn strip_query(to: &str) -> &str {
 }
 
 /// Whether a request for `checked` gets an answer other than 404: a file, a folder's index
-/// (or the redirect to it), the server's probes, a `_redirects` rule, or (for navigations)
-/// the fallback.
+/// (or the redirect to it), with `--pretty-urls` its `.html` file, the server's probes, a
+/// `_redirects` rule, or (for navigations) the fallback.
 pub(super) fn answers(
     site: &Site,
     rules: &Rules,
     checked: &crate::files::path::Checked<'_>,
     navigation: bool,
     fallback: bool,
+    pretty_urls: bool,
 ) -> bool {
     let crate::files::path::Checked::Path(path) = checked else {
         return false;
@@ -90,7 +91,9 @@ pub(super) fn answers(
     let found = if let Some(folder) = path.strip_suffix('/') {
         served(&format!("{folder}/index.html"))
     } else {
-        served(path) || served(&format!("{path}/index.html"))
+        served(path)
+            || served(&format!("{path}/index.html"))
+            || (pretty_urls && served(&format!("{path}.html")))
     };
     found || rules.redirect(path, None, false).is_some() || (navigation && fallback)
 }
@@ -133,6 +136,7 @@ pub(super) fn check_references(
                 &checked,
                 r.navigation,
                 options.fallback.is_some(),
+                options.pretty_urls,
             ) {
                 continue;
             }

@@ -53,6 +53,8 @@ struct Shared {
     readiness: Arc<Readiness>,
     /// The `--fallback` file's path, answering unknown paths with 200.
     fallback: Option<String>,
+    /// `--pretty-urls`: `/about` answers with `about.html`, which redirects to it.
+    pretty_urls: bool,
     /// Room for a file response's headers, reserved up front ([`FILE_HEADERS`]).
     header_room: usize,
 }
@@ -70,6 +72,7 @@ impl SiteService {
                 cache,
                 readiness,
                 fallback: config.fallback.as_ref().map(|f| format!("/{f}")),
+                pretty_urls: config.pretty_urls,
                 // nosniff and the --header ones, which the layers outside add.
                 header_room: FILE_HEADERS + 1 + config.headers.len(),
             }),
@@ -169,21 +172,20 @@ impl Shared {
             return self.act(req, action, is_get);
         }
         Some(match self.cache.lookup(path) {
-            Found::File(asset) => return self.asset(req, &asset, is_get),
-            Found::Redirect => {
-                let mut location = format!("{raw_path}/");
-                if let Some(q) = req.uri().query() {
-                    location.push('?');
-                    location.push_str(q);
+            Found::File(asset) => {
+                if let Some(canonical) = self.pretty_url_of(raw_path, path) {
+                    return Some(self.redirect_to(req, canonical));
                 }
-                let mut r = self.text(StatusCode::PERMANENT_REDIRECT, "");
-                // The path came from a parsed URI, so it is valid header text.
-                if let Ok(v) = HeaderValue::try_from(location) {
-                    r.headers_mut().insert(header::LOCATION, v);
-                }
-                r
+                return self.asset(req, &asset, is_get);
             }
+            Found::Redirect => self.redirect_to(req, format!("{raw_path}/")),
             Found::Missing => {
+                if self.pretty_urls && !path.ends_with('/') {
+                    // `/about` is `about.html` (a folder `about/` has won already, above).
+                    if let Found::File(page) = self.cache.lookup(&format!("{path}.html")) {
+                        return self.asset(req, &page, is_get);
+                    }
+                }
                 if let Some(action) = rules.and_then(|r| r.redirect(path, query, false)) {
                     return self.act(req, action, is_get);
                 }
@@ -206,6 +208,38 @@ impl Shared {
                 r
             }
         })
+    }
+
+    /// With `--pretty-urls`, the one URL of the page `path` names if that is not `path`:
+    /// `/about.html` is `/about` (unless `/about` names something else), `/docs/index.html`
+    /// is `/docs/`.
+    fn pretty_url_of(&self, raw_path: &str, path: &str) -> Option<String> {
+        if !self.pretty_urls {
+            return None;
+        }
+        // Decided on the decoded path, written from the path as sent (still encoded).
+        let stem = path.strip_suffix(".html")?;
+        let raw_stem = raw_path.strip_suffix(".html")?;
+        if let Some(folder) = raw_stem.strip_suffix("/index") {
+            return Some(format!("{folder}/"));
+        }
+        // Only where `/about` would reach this file: a file or folder `about` keeps it.
+        (!stem.ends_with('/') && matches!(self.cache.lookup(stem), Found::Missing))
+            .then(|| raw_stem.to_string())
+    }
+
+    /// A permanent redirect (308) to `location`, the request's query kept.
+    fn redirect_to<B>(&self, req: &Request<B>, mut location: String) -> Response<Body> {
+        if let Some(q) = req.uri().query() {
+            location.push('?');
+            location.push_str(q);
+        }
+        let mut r = self.text(StatusCode::PERMANENT_REDIRECT, "");
+        // Made from a checked path and a parsed URI's query: valid header text.
+        if let Ok(v) = HeaderValue::try_from(location) {
+            r.headers_mut().insert(header::LOCATION, v);
+        }
+        r
     }
 
     /// The response a `_redirects` rule asks for; `None` if a rewritten file changed

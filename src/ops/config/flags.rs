@@ -159,6 +159,19 @@ pub static FALLBACK: Flag<String> = Flag {
     expected: "a file under the root",
 };
 
+/// `--pretty-urls`.
+pub static PRETTY_URLS: Flag<bool> = Flag {
+    info: Info {
+        flag: "pretty-urls",
+        env: "TINYSERVE_PRETTY_URLS",
+        value: "on|off",
+        default: Some("off"),
+        help: "/about serves about.html (one URL a page)",
+    },
+    parse: values::parse_switch,
+    expected: "'on' or 'off'",
+};
+
 /// `--cache-control`.
 pub static CACHE_CONTROL: Flag<HeaderValue> = Flag {
     info: Info {
@@ -368,7 +381,7 @@ pub static CORS_ORIGINS: Flag<CorsOrigins> = Flag {
 };
 
 /// Every option, in the order `--help` lists them.
-pub static ALL: [&Info; 25] = [
+pub static ALL: [&Info; 26] = [
     &ROOT.info,
     &LISTEN.info,
     &SHUTDOWN_DELAY.info,
@@ -378,6 +391,7 @@ pub static ALL: [&Info; 25] = [
     &ACCESS_LOG.info,
     &ACCESS_LOG_PROBES.info,
     &FALLBACK.info,
+    &PRETTY_URLS.info,
     &CACHE_CONTROL.info,
     &IMMUTABLE.info,
     &HEADER.info,

@@ -61,6 +61,8 @@ pub struct Config {
     pub access_log_probes: bool,
     /// File (relative to the root) that answers unknown paths with 200, for single-page apps.
     pub fallback: Option<String>,
+    /// `/about` answers with `about.html`, and `/about.html` redirects there.
+    pub pretty_urls: bool,
     /// `Cache-Control` for every file that is not immutable (HTML included).
     pub cache_control: HeaderValue,
     /// Which files get `public, max-age=31536000, immutable`.
@@ -399,6 +401,7 @@ where
         access_log: given.value(&flags::ACCESS_LOG)?,
         access_log_probes: given.value(&flags::ACCESS_LOG_PROBES)?,
         fallback,
+        pretty_urls: given.value(&flags::PRETTY_URLS)?,
         cache_control: given.value(&flags::CACHE_CONTROL)?,
         immutable: given.value(&flags::IMMUTABLE)?,
         headers,
@@ -429,6 +432,7 @@ fn check_options<E: Fn(&str) -> Option<String>>(
         &flags::FALLBACK.info,
         &flags::IMMUTABLE.info,
         &flags::CACHE_CONTROL.info,
+        &flags::PRETTY_URLS.info,
     ];
     if let Some(o) = flags::ALL
         .iter()
@@ -436,7 +440,7 @@ fn check_options<E: Fn(&str) -> Option<String>>(
     {
         return Err(ConfigError(format!(
             "--{} does not apply to 'tinyserve check', which takes --root, --fallback, \
-             --immutable and --cache-control",
+             --immutable, --cache-control and --pretty-urls",
             o.flag
         )));
     }
@@ -452,6 +456,7 @@ fn check_options<E: Fn(&str) -> Option<String>>(
             .path(&flags::FALLBACK)
             .map(|f| f.trim_start_matches('/').to_string()),
         immutable: given.value(&flags::IMMUTABLE)?,
+        pretty_urls: given.value(&flags::PRETTY_URLS)?,
         cache_control: given
             .source(&flags::CACHE_CONTROL.info)
             .value
