@@ -276,6 +276,7 @@ fn help_lists_every_option_with_env_and_default_in_a_terminal() {
         ("--access-log-probes", "TINYSERVE_ACCESS_LOG_PROBES", "on"),
         ("--fallback", "TINYSERVE_FALLBACK", "unset"),
         ("--pretty-urls", "TINYSERVE_PRETTY_URLS", "off"),
+        ("--maintenance", "TINYSERVE_MAINTENANCE", "unset"),
         ("--cache-control", "TINYSERVE_CACHE_CONTROL", "no-cache"),
         ("--immutable", "TINYSERVE_IMMUTABLE", "fingerprint"),
         ("--header", "TINYSERVE_HEADERS", "unset"),

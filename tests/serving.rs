@@ -600,3 +600,79 @@ fn pretty_urls_serve_the_html_file_and_redirect_to_the_one_url() {
     assert_eq!(s.get("/nothing").status, 404);
     assert_eq!(s.get("/style.css").status, 200);
 }
+
+#[test]
+fn a_404_gets_the_nearest_404_html_up_the_tree() {
+    let site = demo_site();
+    write(site.path(), "404.html", b"<p>root 404</p>");
+    write(site.path(), "docs/404.html", b"<p>docs 404</p>");
+    write(site.path(), "docs/guide/page.html", b"<p>page</p>");
+    let s = Server::start(site.path(), &[]);
+    for (path, body) in [
+        ("/docs/guide/missing.html", "<p>docs 404</p>"),
+        ("/docs/missing", "<p>docs 404</p>"),
+        ("/docs/a/b/c/", "<p>docs 404</p>"),
+        ("/missing", "<p>root 404</p>"),
+        ("/other/deep/missing.css", "<p>root 404</p>"),
+        ("/..%2f..%2fetc/passwd", "<p>root 404</p>"),
+    ] {
+        let r = s.get(path);
+        assert_eq!((r.status, r.text().as_str()), (404, body), "{path}");
+        assert!(
+            r.header("content-type").unwrap().starts_with("text/html"),
+            "{path}"
+        );
+    }
+    // A nested 404.html is itself a page of its folder.
+    assert_eq!(s.get("/docs/404.html").status, 200);
+}
+
+#[test]
+fn a_maintenance_file_takes_the_site_down_and_back_up_but_not_the_probes() {
+    let site = demo_site();
+    let s = Server::start(site.path(), &["--maintenance", "maintenance.html"]);
+    assert_eq!(s.get("/").status, 200, "no file, no maintenance");
+    write(site.path(), "maintenance.html", b"<p>back soon</p>");
+    let started = std::time::Instant::now();
+    while s.get("/").status != 503 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "not down"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    for path in ["/", "/style.css", "/missing", "/maintenance.html"] {
+        let r = s.get(path);
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (503, "<p>back soon</p>"),
+            "{path}"
+        );
+        assert_eq!(r.header("retry-after"), Some("120"), "{path}");
+        assert_eq!(r.header("cache-control"), Some("no-store"), "{path}");
+    }
+    assert_eq!(s.get("/healthz").status, 200);
+    assert_eq!(s.get("/readyz").status, 200);
+    std::fs::remove_file(site.path().join("maintenance.html")).unwrap();
+    let started = std::time::Instant::now();
+    while s.get("/").status != 200 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "not up"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // A name that cannot be under the root is refused at startup.
+    let out = std::process::Command::new(BIN)
+        .args([
+            "--root",
+            site.path().to_str().unwrap(),
+            "--maintenance",
+            "../x.html",
+        ])
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--maintenance"));
+}

@@ -6,6 +6,8 @@
 //! - [`negotiate`] (`Accept-Encoding`), [`conditional`] (RFC 9110 preconditions and
 //!   ranges), [`headers`] (dates, `Cache-Control` policy), [`mime`] (`mime_guess` with the
 //!   types browsers insist on).
+//! - [`pages`]: the answers the server makes itself (404, 5xx, maintenance) and the site's
+//!   pages for them.
 //! - [`rules`]: the site's `_headers` and `_redirects`; [`pattern`]: their path patterns,
 //!   matched as Netlify matches them.
 
@@ -13,6 +15,7 @@ pub mod conditional;
 pub mod headers;
 pub mod mime;
 pub mod negotiate;
+pub mod pages;
 pub mod path;
 pub mod pattern;
 pub mod resolve;

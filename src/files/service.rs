@@ -9,14 +9,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, UNIX_EPOCH};
 
-use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 
-use crate::cache::{Asset, Cache, Content, Found};
+use crate::cache::{Asset, Cache, Found};
 use crate::files::conditional::{self, Outcome, Validators};
 use crate::files::headers;
 use crate::files::negotiate;
+use crate::files::pages::{self, respond};
 use crate::files::path::{self, Checked};
 use crate::files::resolve::Etag;
 use crate::files::rules::{Action, Rules};
@@ -55,6 +55,8 @@ struct Shared {
     fallback: Option<String>,
     /// `--pretty-urls`: `/about` answers with `about.html`, which redirects to it.
     pretty_urls: bool,
+    /// `--maintenance`'s path: while it exists, all but the probes get 503 with it.
+    maintenance: Option<String>,
     /// Room for a file response's headers, reserved up front ([`FILE_HEADERS`]).
     header_room: usize,
 }
@@ -73,6 +75,7 @@ impl SiteService {
                 readiness,
                 fallback: config.fallback.as_ref().map(|f| format!("/{f}")),
                 pretty_urls: config.pretty_urls,
+                maintenance: config.maintenance.as_ref().map(|f| format!("/{f}")),
                 // nosniff and the --header ones, which the layers outside add.
                 header_room: FILE_HEADERS + 1 + config.headers.len(),
             }),
@@ -91,9 +94,9 @@ impl SiteService {
         let mut response = if let Some(why) = host::problem(req) {
             // RFC 9112 §3.2: a missing (HTTP/1.1), repeated or invalid Host is a 400.
             tracing::debug!(why, "bad Host");
-            s.text(StatusCode::BAD_REQUEST, "bad request: Host header\n")
+            pages::text(StatusCode::BAD_REQUEST, "bad request: Host header\n")
         } else if !is_get && method != Method::HEAD {
-            let mut r = s.text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+            let mut r = pages::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
             r.headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
             r
@@ -104,7 +107,12 @@ impl SiteService {
                     s.probe(StatusCode::SERVICE_UNAVAILABLE, "draining")
                 }
                 "/readyz" => s.probe(StatusCode::OK, "ready"),
-                path => s.file(req, path, is_get, rules.as_deref()),
+                path => match s.maintenance.as_deref() {
+                    // One lookup a request (a hit once cached), and only when configured.
+                    Some(m) => pages::maintenance(&s.cache, m)
+                        .unwrap_or_else(|| s.file(req, path, is_get, rules.as_deref())),
+                    None => s.file(req, path, is_get, rules.as_deref()),
+                },
             }
         };
         if let Some(rules) = &rules {
@@ -144,8 +152,8 @@ impl Shared {
     ) -> Response<Body> {
         let path = match path::check(raw_path) {
             Checked::Path(p) => p,
-            Checked::Forbidden => return self.not_found(),
-            Checked::BadRequest => return self.text(StatusCode::BAD_REQUEST, "bad request\n"),
+            Checked::Forbidden => return pages::not_found(&self.cache, "/"),
+            Checked::BadRequest => return pages::text(StatusCode::BAD_REQUEST, "bad request\n"),
         };
         // A file that changed between its lookup and its reading is looked up once more.
         for _ in 0..2 {
@@ -153,7 +161,15 @@ impl Shared {
                 return response;
             }
         }
-        self.busy()
+        // A file that changed while being read, twice: the client may simply ask again.
+        let mut r = pages::server_error(
+            &self.cache,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "file changed while being read; try again\n",
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        r
     }
 
     /// The response for what `path` names now; `None` if its file changed meanwhile.
@@ -200,7 +216,7 @@ impl Shared {
                         return self.asset(req, &page, is_get);
                     }
                 }
-                let mut r = self.not_found();
+                let mut r = pages::not_found(&self.cache, path);
                 if asset_path {
                     r.headers_mut()
                         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -234,7 +250,7 @@ impl Shared {
             location.push('?');
             location.push_str(q);
         }
-        let mut r = self.text(StatusCode::PERMANENT_REDIRECT, "");
+        let mut r = pages::text(StatusCode::PERMANENT_REDIRECT, "");
         // Made from a checked path and a parsed URI's query: valid header text.
         if let Ok(v) = HeaderValue::try_from(location) {
             r.headers_mut().insert(header::LOCATION, v);
@@ -247,7 +263,7 @@ impl Shared {
     fn act<B>(&self, req: &Request<B>, action: Action, is_get: bool) -> Option<Response<Body>> {
         match action {
             Action::Redirect(status, location) => {
-                let mut r = self.text(status, "");
+                let mut r = pages::text(status, "");
                 if let Ok(v) = HeaderValue::try_from(location) {
                     r.headers_mut().insert(header::LOCATION, v);
                 }
@@ -256,9 +272,9 @@ impl Shared {
             Action::Rewrite(target) => match path::check(&target) {
                 Checked::Path(p) => match self.cache.lookup(&p) {
                     Found::File(asset) => self.asset(req, &asset, is_get),
-                    _ => Some(self.not_found()),
+                    _ => Some(pages::not_found(&self.cache, &p)),
                 },
-                _ => Some(self.not_found()),
+                _ => Some(pages::not_found(&self.cache, "/")),
             },
         }
     }
@@ -296,10 +312,14 @@ impl Shared {
                 return Some(respond(StatusCode::NOT_MODIFIED, headers, Body::empty()));
             }
             Outcome::PreconditionFailed => {
-                return Some(self.text(StatusCode::PRECONDITION_FAILED, "precondition failed\n"))
+                return Some(pages::text(
+                    StatusCode::PRECONDITION_FAILED,
+                    "precondition failed\n",
+                ))
             }
             Outcome::RangeNotSatisfiable => {
-                let mut r = self.text(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable\n");
+                let mut r =
+                    pages::text(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable\n");
                 let content_range = format!("bytes */{}", variant.len());
                 r.headers_mut().insert(
                     header::CONTENT_RANGE,
@@ -308,7 +328,13 @@ impl Shared {
                 return Some(r);
             }
         };
-        let body = self.body(asset, index, range.start, range.end - range.start)?;
+        let body = pages::body(
+            &self.cache,
+            asset,
+            index,
+            range.start,
+            range.end - range.start,
+        )?;
         let mut headers = self.validator_headers(asset, index);
         headers.insert(
             header::CONTENT_TYPE,
@@ -329,21 +355,6 @@ impl Shared {
         Some(respond(status, headers, body))
     }
 
-    /// `len` bytes from `offset` of the representation, or `None` if its file changed since
-    /// it was looked up (the cache forgets it, and the next request sees the new file).
-    fn body(&self, asset: &Asset, variant: usize, offset: u64, len: u64) -> Option<Body> {
-        match self.cache.content(asset, variant) {
-            Ok(Content::Memory(bytes)) => Some(Body::full(
-                bytes.slice(offset as usize..(offset + len) as usize),
-            )),
-            Ok(Content::File(file, id)) => Some(Body::file(file, id, offset, len)),
-            Err(_) => {
-                self.cache.forget(&asset.key);
-                None
-            }
-        }
-    }
-
     /// The headers a 304 carries (RFC 9110 §15.4.5: those a 200 would have had that caches
     /// use), which a 200 or 206 then extends.
     fn validator_headers(&self, asset: &Asset, variant: usize) -> HeaderMap {
@@ -361,52 +372,9 @@ impl Shared {
         h
     }
 
-    /// 404 with `404.html` when the site has one.
-    fn not_found(&self) -> Response<Body> {
-        let Found::File(page) = self.cache.lookup("/404.html") else {
-            return self.text(StatusCode::NOT_FOUND, "not found\n");
-        };
-        let Some(body) = self.body(&page, 0, 0, page.variants[0].len()) else {
-            return self.text(StatusCode::NOT_FOUND, "not found\n");
-        };
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/html; charset=utf-8"),
-        );
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        respond(StatusCode::NOT_FOUND, headers, body)
-    }
-
-    /// A file that changed while being read: the client may simply ask again.
-    fn busy(&self) -> Response<Body> {
-        let mut r = self.text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "file changed while being read; try again\n",
-        );
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        r.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        r
-    }
-
-    fn text(&self, status: StatusCode, text: &'static str) -> Response<Body> {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        respond(
-            status,
-            headers,
-            Body::full(Bytes::from_static(text.as_bytes())),
-        )
-    }
-
     /// Probe answers must never be cached by anything between the prober and the server.
     fn probe(&self, status: StatusCode, text: &'static str) -> Response<Body> {
-        let mut r = self.text(status, text);
+        let mut r = pages::text(status, text);
         r.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         r
@@ -423,11 +391,4 @@ fn is_navigation<B>(req: &Request<B>, path: &str) -> bool {
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|a| a.contains("text/html"))
-}
-
-fn respond(status: StatusCode, headers: HeaderMap, body: Body) -> Response<Body> {
-    let mut r = Response::new(body);
-    *r.status_mut() = status;
-    *r.headers_mut() = headers;
-    r
 }

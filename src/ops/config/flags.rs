@@ -172,6 +172,19 @@ pub static PRETTY_URLS: Flag<bool> = Flag {
     expected: "'on' or 'off'",
 };
 
+/// `--maintenance`.
+pub static MAINTENANCE: Flag<String> = Flag {
+    info: Info {
+        flag: "maintenance",
+        env: "TINYSERVE_MAINTENANCE",
+        value: "FILE",
+        default: None,
+        help: "while this file exists, all but probes get 503",
+    },
+    parse: values::text,
+    expected: "a file under the root",
+};
+
 /// `--cache-control`.
 pub static CACHE_CONTROL: Flag<HeaderValue> = Flag {
     info: Info {
@@ -381,7 +394,7 @@ pub static CORS_ORIGINS: Flag<CorsOrigins> = Flag {
 };
 
 /// Every option, in the order `--help` lists them.
-pub static ALL: [&Info; 26] = [
+pub static ALL: [&Info; 27] = [
     &ROOT.info,
     &LISTEN.info,
     &SHUTDOWN_DELAY.info,
@@ -392,6 +405,7 @@ pub static ALL: [&Info; 26] = [
     &ACCESS_LOG_PROBES.info,
     &FALLBACK.info,
     &PRETTY_URLS.info,
+    &MAINTENANCE.info,
     &CACHE_CONTROL.info,
     &IMMUTABLE.info,
     &HEADER.info,

@@ -63,6 +63,9 @@ pub struct Config {
     pub fallback: Option<String>,
     /// `/about` answers with `about.html`, and `/about.html` redirects there.
     pub pretty_urls: bool,
+    /// A file under the root (relative) whose presence takes the site down: every path but
+    /// the probes answers 503 with it.
+    pub maintenance: Option<String>,
     /// `Cache-Control` for every file that is not immutable (HTML included).
     pub cache_control: HeaderValue,
     /// Which files get `public, max-age=31536000, immutable`.
@@ -323,6 +326,25 @@ where
         ));
     }
 
+    // Named before it exists (that is the point), so only its form is checked.
+    let maintenance = match given.path(&flags::MAINTENANCE) {
+        None => None,
+        Some(f) => {
+            let rel = f.trim_start_matches('/').to_string();
+            let safe = matches!(
+                crate::files::path::check(&format!("/{rel}")),
+                crate::files::path::Checked::Path(_)
+            );
+            if !safe || rel.is_empty() || rel.ends_with('/') {
+                return Err(given.source(&flags::MAINTENANCE.info).error(
+                    &f,
+                    "not a file name under the root; name one like maintenance.html, \
+                     relative to --root (it need not exist yet)",
+                ));
+            }
+            Some(rel)
+        }
+    };
     let fallback = match given.path(&flags::FALLBACK) {
         None => None,
         Some(f) => {
@@ -402,6 +424,7 @@ where
         access_log_probes: given.value(&flags::ACCESS_LOG_PROBES)?,
         fallback,
         pretty_urls: given.value(&flags::PRETTY_URLS)?,
+        maintenance,
         cache_control: given.value(&flags::CACHE_CONTROL)?,
         immutable: given.value(&flags::IMMUTABLE)?,
         headers,
