@@ -277,6 +277,7 @@ fn help_lists_every_option_with_env_and_default_in_a_terminal() {
         ("--fallback", "TINYSERVE_FALLBACK", "unset"),
         ("--pretty-urls", "TINYSERVE_PRETTY_URLS", "off"),
         ("--maintenance", "TINYSERVE_MAINTENANCE", "unset"),
+        ("--compress", "TINYSERVE_COMPRESS", "auto"),
         ("--cache-control", "TINYSERVE_CACHE_CONTROL", "no-cache"),
         ("--immutable", "TINYSERVE_IMMUTABLE", "fingerprint"),
         ("--header", "TINYSERVE_HEADERS", "unset"),

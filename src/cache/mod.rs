@@ -17,6 +17,7 @@
 //! carries an ETag that does not describe its bytes, and the first request does not wait
 //! for a gigabyte to be read.
 
+pub mod compressed;
 pub mod entry;
 pub mod file_id;
 pub mod mapped;
@@ -32,6 +33,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use bytes::Bytes;
 use http::HeaderValue;
 
+use crate::cache::compressed::Compressed;
 pub use crate::cache::entry::{Asset, Found, Resident, Variant};
 use crate::cache::file_id::FileId;
 pub use crate::cache::store::{Limits, Stats, ENTRY_BYTES};
@@ -98,6 +100,8 @@ pub struct Cache {
     rules: Mutex<(u64, [Option<FileId>; 2], Arc<Rules>)>,
     /// Where large files go to be hashed; the thread starts with the first.
     hasher: OnceLock<Sender<HashJob>>,
+    /// gzip of compressible files without sidecars (`--compress auto`).
+    compressed: Option<Compressed>,
     me: Weak<Cache>,
 }
 
@@ -115,6 +119,17 @@ impl Cache {
         let root = Root::open(&config.root)?;
         // The root's own changes (the rule files, a ConfigMap swap) from the start.
         watch.watch_folders(root.path(), [std::path::Path::new("")]);
+        // With compression on, an eighth of --cache-max is its share, and the files' budget
+        // is the rest: together they hold what --cache-max says.
+        let share = if config.compress {
+            limits.memory / compressed::SHARE
+        } else {
+            0
+        };
+        let limits = Limits {
+            memory: limits.memory - share,
+            ..limits
+        };
         Ok(Arc::new_cyclic(|me: &Weak<Cache>| Cache {
             root,
             limits,
@@ -124,6 +139,7 @@ impl Cache {
             state: Mutex::new(Store::new(limits)),
             rules: Mutex::new((0, rule_ids(&config.root), config.rules.clone())),
             hasher: OnceLock::new(),
+            compressed: config.compress.then(|| Compressed::new(share, limits.page)),
             me: me.clone(),
         }))
     }
@@ -367,7 +383,25 @@ impl Cache {
 
     /// Counters and sizes now.
     pub fn stats(&self) -> Stats {
-        self.lock().stats()
+        let mut stats = self.lock().stats();
+        if let Some(c) = &self.compressed {
+            stats.memory_bytes += c.used();
+        }
+        stats
+    }
+
+    /// The compressed representations, when `--compress` is on.
+    pub fn compressed(&self) -> Option<&Compressed> {
+        self.compressed.as_ref()
+    }
+
+    /// The gzip of `asset` (no sidecars, compressible, with its ETag) and that gzip's own
+    /// ETag, if it is ready; otherwise it is queued and `None` says to send the file as it
+    /// is for now.
+    pub fn gzip_of(&self, asset: &Arc<Asset>) -> Option<(Bytes, Etag)> {
+        let c = self.compressed.as_ref()?;
+        let etag = asset.variants[0].etag?;
+        c.get_or_queue(&self.me, asset, etag)
     }
 
     fn hash_in_background(&self, job: HashJob, buf: &mut [u8]) {

@@ -358,7 +358,7 @@ pub fn hash_file(file: &File, id: FileId, buf: &mut [u8]) -> io::Result<Option<u
 
 /// A strong ETag, quoted: 32 hex digits of a content hash, kept as the bytes sent (35
 /// bytes in a cache entry, where a header value would take 40 and a heap block).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Etag([u8; 34]);
 
 impl Etag {

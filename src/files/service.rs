@@ -9,13 +9,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, UNIX_EPOCH};
 
+use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 
-use crate::cache::{Asset, Cache, Found};
+use crate::cache::{compressed, Asset, Cache, Found};
 use crate::files::conditional::{self, Outcome, Validators};
 use crate::files::headers;
-use crate::files::negotiate;
+use crate::files::negotiate::{self, Encoding};
 use crate::files::pages::{self, respond};
 use crate::files::path::{self, Checked};
 use crate::files::resolve::Etag;
@@ -57,6 +58,8 @@ struct Shared {
     pretty_urls: bool,
     /// `--maintenance`'s path: while it exists, all but the probes get 503 with it.
     maintenance: Option<String>,
+    /// `--compress auto`: compressible files without sidecars go out gzipped once ready.
+    compress: bool,
     /// Room for a file response's headers, reserved up front ([`FILE_HEADERS`]).
     header_room: usize,
 }
@@ -76,6 +79,7 @@ impl SiteService {
                 fallback: config.fallback.as_ref().map(|f| format!("/{f}")),
                 pretty_urls: config.pretty_urls,
                 maintenance: config.maintenance.as_ref().map(|f| format!("/{f}")),
+                compress: config.compress,
                 // nosniff and the --header ones, which the layers outside add.
                 header_room: FILE_HEADERS + 1 + config.headers.len(),
             }),
@@ -296,6 +300,17 @@ impl Shared {
         } else {
             negotiate::choose(sidecars.iter().map(|v| v.encoding), accept).map_or(0, |i| i + 1)
         };
+        if index == 0
+            && self.compresses(asset)
+            && !req.headers().contains_key(header::RANGE)
+            && accept
+                .is_some_and(|a| negotiate::AcceptEncoding::parse(a).quality(Encoding::Gzip) > 0)
+        {
+            // Ranges always get the file as it is: a range of a gzip is of no use.
+            if let Some((gz, etag)) = self.cache.gzip_of(asset) {
+                return Some(self.gzip(req, asset, gz, etag, is_get));
+            }
+        }
         let variant = &asset.variants[index];
         let validators = Validators {
             etag: variant.etag.as_ref().map(Etag::as_bytes),
@@ -366,10 +381,61 @@ impl Shared {
         if let Some(secs) = asset.modified {
             h.insert(header::LAST_MODIFIED, headers::http_date(secs));
         }
-        if asset.variants.len() > 1 {
+        if asset.variants.len() > 1 || self.compresses(asset) {
             h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
         }
         h
+    }
+
+    /// Whether `asset` may go out gzipped by the server (`--compress auto`): no sidecars of
+    /// its own (they win), a compressible type and size. (It is, once its ETag is known
+    /// and its gzip made; its responses say `Vary` from the first.)
+    fn compresses(&self, asset: &Asset) -> bool {
+        let v = &asset.variants[0];
+        self.compress
+            && asset.variants.len() == 1
+            && (compressed::MIN_LEN..=compressed::MAX_LEN).contains(&v.len())
+            && compressed::is_compressible(asset.content_type)
+    }
+
+    /// The gzip of `asset` (`gz`, whose own ETag is `etag`), or a 304 or 412 on it.
+    fn gzip<B>(
+        &self,
+        req: &Request<B>,
+        asset: &Asset,
+        gz: Bytes,
+        etag: Etag,
+        is_get: bool,
+    ) -> Response<Body> {
+        let validators = Validators {
+            etag: Some(etag.as_bytes()),
+            last_modified: asset
+                .modified
+                .map(|secs| UNIX_EPOCH + Duration::from_secs(secs)),
+            len: gz.len() as u64,
+        };
+        let mut headers = HeaderMap::with_capacity(self.header_room);
+        headers.insert(header::ETAG, etag.header());
+        headers.insert(header::CACHE_CONTROL, self.cache.cache_control(asset));
+        if let Some(secs) = asset.modified {
+            headers.insert(header::LAST_MODIFIED, headers::http_date(secs));
+        }
+        headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+        match conditional::evaluate(req.headers(), is_get, &validators) {
+            Outcome::NotModified => respond(StatusCode::NOT_MODIFIED, headers, Body::empty()),
+            Outcome::PreconditionFailed => {
+                pages::text(StatusCode::PRECONDITION_FAILED, "precondition failed\n")
+            }
+            // No Range was sent: the whole representation.
+            _ => {
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(asset.content_type),
+                );
+                headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                respond(StatusCode::OK, headers, Body::full(gz))
+            }
+        }
     }
 
     /// Probe answers must never be cached by anything between the prober and the server.

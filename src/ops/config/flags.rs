@@ -185,6 +185,19 @@ pub static MAINTENANCE: Flag<String> = Flag {
     expected: "a file under the root",
 };
 
+/// `--compress`.
+pub static COMPRESS: Flag<bool> = Flag {
+    info: Info {
+        flag: "compress",
+        env: "TINYSERVE_COMPRESS",
+        value: "auto|off",
+        default: Some("auto"),
+        help: "gzip text files without sidecars, once each",
+    },
+    parse: values::parse_auto_off,
+    expected: "'auto' or 'off'",
+};
+
 /// `--cache-control`.
 pub static CACHE_CONTROL: Flag<HeaderValue> = Flag {
     info: Info {
@@ -394,7 +407,7 @@ pub static CORS_ORIGINS: Flag<CorsOrigins> = Flag {
 };
 
 /// Every option, in the order `--help` lists them.
-pub static ALL: [&Info; 27] = [
+pub static ALL: [&Info; 28] = [
     &ROOT.info,
     &LISTEN.info,
     &SHUTDOWN_DELAY.info,
@@ -406,6 +419,7 @@ pub static ALL: [&Info; 27] = [
     &FALLBACK.info,
     &PRETTY_URLS.info,
     &MAINTENANCE.info,
+    &COMPRESS.info,
     &CACHE_CONTROL.info,
     &IMMUTABLE.info,
     &HEADER.info,

@@ -66,6 +66,8 @@ pub struct Config {
     /// A file under the root (relative) whose presence takes the site down: every path but
     /// the probes answers 503 with it.
     pub maintenance: Option<String>,
+    /// Whether compressible files without sidecars are gzipped (once, in the background).
+    pub compress: bool,
     /// `Cache-Control` for every file that is not immutable (HTML included).
     pub cache_control: HeaderValue,
     /// Which files get `public, max-age=31536000, immutable`.
@@ -425,6 +427,7 @@ where
         fallback,
         pretty_urls: given.value(&flags::PRETTY_URLS)?,
         maintenance,
+        compress: given.value(&flags::COMPRESS)?,
         cache_control: given.value(&flags::CACHE_CONTROL)?,
         immutable: given.value(&flags::IMMUTABLE)?,
         headers,

@@ -120,7 +120,7 @@ fn every_option_is_listed_once_with_its_own_variable() {
         );
         assert!(!o.help.is_empty(), "--{} has no help", o.flag);
     }
-    assert_eq!(seen.len(), 27);
+    assert_eq!(seen.len(), 28);
 }
 
 #[test]

@@ -75,6 +75,15 @@ pub fn parse_switch(s: &str) -> Option<bool> {
     }
 }
 
+/// `auto` (or `on`) and `off`.
+pub fn parse_auto_off(s: &str) -> Option<bool> {
+    match s {
+        "auto" | "on" => Some(true),
+        "off" => Some(false),
+        _ => None,
+    }
+}
+
 pub fn parse_watch(s: &str) -> Option<crate::cache::watch::Mode> {
     use crate::cache::watch::Mode;
     [Mode::Auto, Mode::Inotify, Mode::Poll, Mode::Off]
