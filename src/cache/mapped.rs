@@ -7,7 +7,7 @@
 //! `--cache-file-max 32KiB` the process held 93.5 MiB for a 64 MiB `--cache-max` (40.9 MB of
 //! it content), past `--cache-max` + 16 MiB by 13.5 MiB; with mappings, 65.1 MiB. A mapping
 //! is returned to the kernel whole when its last reference goes, so content costs exactly
-//! [`footprint`]: its length rounded up to pages. At most [`MAX_MAPPINGS`] live at once, and
+//! [`PageSize::footprint`]: its length rounded up to pages. At most [`MAX_MAPPINGS`] live at once, and
 //! the heap where one cannot be made.
 //!
 //! **The page is the kernel's**, read once ([`PageSize::of_system`]): 4 KiB on x86_64 and
