@@ -95,6 +95,20 @@ fn headers_match_patterns_merge_in_order_and_override_the_defaults() {
     assert_eq!(s.get("/healthz").header("x-frame-options"), None);
 }
 
+/// Starts the binary on the demo site with `file` holding `text`; it must exit 2. Its
+/// error message.
+fn refused_at_start(file: &str, text: &str) -> String {
+    let site = demo_site();
+    write(site.path(), file, text.as_bytes());
+    let out = std::process::Command::new(BIN)
+        .args(["--root", site.path().to_str().unwrap()])
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{file}: {text}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
 fn an_error_in_a_rule_file_stops_the_start_naming_file_line_and_problem() {
     for (file, text, want) in [
@@ -105,15 +119,7 @@ fn an_error_in_a_rule_file_stops_the_start_naming_file_line_and_problem() {
             "_headers:2: content-length",
         ),
     ] {
-        let site = demo_site();
-        write(site.path(), file, text.as_bytes());
-        let out = std::process::Command::new(BIN)
-            .args(["--root", site.path().to_str().unwrap()])
-            .env_clear()
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(2), "{file}");
-        let err = String::from_utf8_lossy(&out.stderr);
+        let err = refused_at_start(file, text);
         assert!(err.contains(want) && err.contains("--root"), "{err}");
     }
 }
@@ -141,21 +147,10 @@ fn rule_files_are_read_again_when_they_change_keeping_the_last_good_ones() {
         }
         // A broken edit keeps the last good rules, and says why in the log.
         write(site.path(), "_redirects", b"/old /broken 999\n");
-        let t = Instant::now();
-        while !s
-            .lines
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|l| l.contains("keeping the previous rules"))
-        {
+        let line = s.until_logged("keeping the previous rules", Duration::from_secs(1), || {
             assert_eq!(s.get("/old").header("location"), Some("/newer"));
-            assert!(t.elapsed() < Duration::from_secs(1), "{watch}: no log line");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        assert!(s
-            .wait_for_line("keeping the previous rules")
-            .contains("_redirects:1"));
+        });
+        assert!(line.contains("_redirects:1"), "{watch}: {line}");
         assert_eq!(s.get("/old").header("location"), Some("/newer"));
     }
 }
@@ -315,15 +310,7 @@ fn an_unsupported_pattern_is_refused_with_its_line_at_startup_and_on_an_edit() {
             "_redirects:1: \"/search?q=:q\": a query",
         ),
     ] {
-        let site = demo_site();
-        write(site.path(), file, text.as_bytes());
-        let out = std::process::Command::new(BIN)
-            .args(["--root", site.path().to_str().unwrap()])
-            .env_clear()
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(2), "{file}: {text}");
-        let err = String::from_utf8_lossy(&out.stderr);
+        let err = refused_at_start(file, text);
         assert!(err.contains(want), "{want} in {err}");
     }
     // On a later edit: a warning naming the line, and the last good rules stay.
@@ -335,20 +322,9 @@ fn an_unsupported_pattern_is_refused_with_its_line_at_startup_and_on_an_edit() {
         "_headers",
         b"/*.css\n  X-A: 2\nhttps://example.com/*\n  X-B: 1\n",
     );
-    // Rules are looked at again by the next request after a change.
-    let t = Instant::now();
-    while !s
-        .lines
-        .lock()
-        .unwrap()
-        .iter()
-        .any(|l| l.contains("keeping the previous rules"))
-    {
+    let line = s.until_logged("keeping the previous rules", Duration::from_secs(2), || {
         assert_eq!(s.get("/style.css").header("x-a"), Some("1"));
-        assert!(t.elapsed() < Duration::from_secs(2), "no warning");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let line = s.wait_for_line("keeping the previous rules");
+    });
     assert!(line.contains("_headers:3"), "{line}");
     assert_eq!(s.get("/style.css").header("x-a"), Some("1"));
 }

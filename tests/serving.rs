@@ -633,14 +633,9 @@ fn a_maintenance_file_takes_the_site_down_and_back_up_but_not_the_probes() {
     let s = Server::start(site.path(), &["--maintenance", "maintenance.html"]);
     assert_eq!(s.get("/").status, 200, "no file, no maintenance");
     write(site.path(), "maintenance.html", b"<p>back soon</p>");
-    let started = std::time::Instant::now();
-    while s.get("/").status != 503 {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(2),
-            "not down"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    until(std::time::Duration::from_secs(2), "down", || {
+        s.get("/").status == 503
+    });
     for path in ["/", "/style.css", "/missing", "/maintenance.html"] {
         let r = s.get(path);
         assert_eq!(
@@ -654,14 +649,9 @@ fn a_maintenance_file_takes_the_site_down_and_back_up_but_not_the_probes() {
     assert_eq!(s.get("/healthz").status, 200);
     assert_eq!(s.get("/readyz").status, 200);
     std::fs::remove_file(site.path().join("maintenance.html")).unwrap();
-    let started = std::time::Instant::now();
-    while s.get("/").status != 200 {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(2),
-            "not up"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    until(std::time::Duration::from_secs(2), "up again", || {
+        s.get("/").status == 200
+    });
     // A name that cannot be under the root is refused at startup.
     let out = std::process::Command::new(BIN)
         .args([

@@ -2,7 +2,8 @@
 //! compressed once per content ETag, on a thread of its own, and the result is kept, within
 //! its share of `--cache-max`, with an ETag of its own bytes. Until it is ready the file
 //! goes out as it is: never a chunked stream compressed on the way, which would have no
-//! length, no ranges and no stable ETag.
+//! length, no ranges and no stable ETag. What the results hold is held back from the
+//! files' budget, so together they stay within `--cache-max`.
 //!
 //! What is kept is checked, not assumed: the bytes compressed are hashed again and must be
 //! the ETag the request saw, so a file edited meanwhile never gets another version's gzip.
@@ -29,7 +30,7 @@ pub const MAX_LEN: u64 = 2 << 20;
 /// What each kept result costs beyond its bytes (map slot, queue slot, ETag).
 const ENTRY_BYTES: u64 = 128;
 
-/// The share of `--cache-max` compressed bytes may use, as a divisor (an eighth).
+/// The most of `--cache-max` compressed bytes may use, as a divisor (an eighth).
 pub const SHARE: u64 = 8;
 
 /// Whether a file of `content_type` is worth compressing: text and the textual formats
@@ -154,10 +155,7 @@ impl Compressed {
         let mut inner = self.lock();
         inner.pending.remove(&job.etag);
         let Some(kept) = outcome else { return };
-        let cost = match &kept {
-            Kept::Gzip { bytes, .. } => self.page.footprint(bytes.len() as u64) + ENTRY_BYTES,
-            Kept::NotWorth => ENTRY_BYTES,
-        };
+        let cost = self.cost(&kept);
         if cost > self.limit {
             return;
         }
@@ -166,17 +164,25 @@ impl Compressed {
                 break;
             };
             if let Some(k) = inner.kept.remove(&old) {
-                inner.used -= match k {
-                    Kept::Gzip { bytes, .. } => {
-                        self.page.footprint(bytes.len() as u64) + ENTRY_BYTES
-                    }
-                    Kept::NotWorth => ENTRY_BYTES,
-                };
+                inner.used -= self.cost(&k);
             }
         }
         inner.used += cost;
         inner.order.push_back(job.etag);
         inner.kept.insert(job.etag, kept);
+        let used = inner.used;
+        drop(inner);
+        // Taken from the files' budget (after this lock is let go: the store's lock is
+        // never taken inside this one).
+        cache.reserve(used);
+    }
+
+    /// What `kept` is charged: its bytes in pages, and the entry.
+    fn cost(&self, kept: &Kept) -> u64 {
+        match kept {
+            Kept::Gzip { bytes, .. } => self.page.footprint(bytes.len() as u64) + ENTRY_BYTES,
+            Kept::NotWorth => ENTRY_BYTES,
+        }
     }
 
     fn compress(&self, cache: &Cache, job: &Job) -> Option<Kept> {

@@ -119,17 +119,10 @@ impl Cache {
         let root = Root::open(&config.root)?;
         // The root's own changes (the rule files, a ConfigMap swap) from the start.
         watch.watch_folders(root.path(), [std::path::Path::new("")]);
-        // With compression on, an eighth of --cache-max is its share, and the files' budget
-        // is the rest: together they hold what --cache-max says.
-        let share = if config.compress {
-            limits.memory / compressed::SHARE
-        } else {
-            0
-        };
-        let limits = Limits {
-            memory: limits.memory - share,
-            ..limits
-        };
+        // Compressed representations may take up to an eighth of --cache-max; what they hold
+        // is held back from the files' budget (`Store::reserve`), so the two together stay
+        // within --cache-max, and a site nobody asks gzip of keeps all of it for files.
+        let share = limits.memory / compressed::SHARE;
         Ok(Arc::new_cyclic(|me: &Weak<Cache>| Cache {
             root,
             limits,
@@ -393,6 +386,11 @@ impl Cache {
     /// The compressed representations, when `--compress` is on.
     pub fn compressed(&self) -> Option<&Compressed> {
         self.compressed.as_ref()
+    }
+
+    /// Holds `bytes` of the memory budget back for the compressed representations.
+    pub fn reserve(&self, bytes: u64) {
+        self.lock().reserve(bytes);
     }
 
     /// The gzip of `asset` (no sidecars, compressible, with its ETag) and that gzip's own

@@ -423,6 +423,22 @@ impl Store {
         }
     }
 
+    /// Holds `bytes` of `--cache-max` back for memory kept outside the store (the
+    /// compressed representations), dropping content, then entries, until the rest fits.
+    pub fn reserve(&mut self, bytes: u64) {
+        let memory = self.limits.memory.saturating_sub(bytes);
+        self.budgets[MEMORY].limit = memory;
+        let limit = self.limit(MEMORY);
+        self.make_room(MEMORY, 0, limit);
+        while self.entry_bytes > memory {
+            let Some(victim) = self.entries.evict() else {
+                break;
+            };
+            self.stats.evictions += 1;
+            self.remove_slot(victim);
+        }
+    }
+
     /// What budget `which` may use: content shares `--cache-max` with the entries.
     fn limit(&self, which: usize) -> u64 {
         let limit = self.budgets[which].limit;

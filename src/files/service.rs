@@ -373,8 +373,13 @@ impl Shared {
     /// The headers a 304 carries (RFC 9110 §15.4.5: those a 200 would have had that caches
     /// use), which a 200 or 206 then extends.
     fn validator_headers(&self, asset: &Asset, variant: usize) -> HeaderMap {
+        self.caching_headers(asset, asset.variants[variant].etag.as_ref())
+    }
+
+    /// The caching headers of a representation of `asset` whose ETag is `etag`.
+    fn caching_headers(&self, asset: &Asset, etag: Option<&Etag>) -> HeaderMap {
         let mut h = HeaderMap::with_capacity(self.header_room);
-        if let Some(etag) = &asset.variants[variant].etag {
+        if let Some(etag) = etag {
             h.insert(header::ETAG, etag.header());
         }
         h.insert(header::CACHE_CONTROL, self.cache.cache_control(asset));
@@ -414,13 +419,7 @@ impl Shared {
                 .map(|secs| UNIX_EPOCH + Duration::from_secs(secs)),
             len: gz.len() as u64,
         };
-        let mut headers = HeaderMap::with_capacity(self.header_room);
-        headers.insert(header::ETAG, etag.header());
-        headers.insert(header::CACHE_CONTROL, self.cache.cache_control(asset));
-        if let Some(secs) = asset.modified {
-            headers.insert(header::LAST_MODIFIED, headers::http_date(secs));
-        }
-        headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+        let mut headers = self.caching_headers(asset, Some(&etag));
         match conditional::evaluate(req.headers(), is_get, &validators) {
             Outcome::NotModified => respond(StatusCode::NOT_MODIFIED, headers, Body::empty()),
             Outcome::PreconditionFailed => {

@@ -117,6 +117,25 @@ impl Server {
         }
     }
 
+    /// Runs `each` (a request, with its assertions) until a line containing `needle` is
+    /// logged, for at most `limit`; returns the line. Rule files and the like are read
+    /// again by the first request after a change, so waiting alone would never see it.
+    pub fn until_logged(&self, needle: &str, limit: Duration, mut each: impl FnMut()) -> String {
+        let started = Instant::now();
+        while !self
+            .lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains(needle))
+        {
+            each();
+            assert!(started.elapsed() < limit, "no line containing {needle:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.wait_for_line(needle)
+    }
+
     /// Sends SIGTERM.
     pub fn terminate(&self) {
         signal(self.child.id(), "TERM");
@@ -345,4 +364,13 @@ pub fn metric(text: &str, name_and_labels: &str) -> f64 {
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("{name_and_labels} not in:\n{text}"))
+}
+
+/// Polls `done` every 10 ms until it holds, for at most `limit` (`what` names it if not).
+pub fn until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
