@@ -300,8 +300,10 @@ impl Shared {
         } else {
             negotiate::choose(sidecars.iter().map(|v| v.encoding), accept).map_or(0, |i| i + 1)
         };
-        if index == 0
-            && self.compresses(asset)
+        // Whether the response varies on Accept-Encoding: sidecars, or a gzip of ours.
+        let gzippable = index == 0 && self.compresses(asset);
+        let vary = asset.variants.len() > 1 || gzippable;
+        if gzippable
             && !req.headers().contains_key(header::RANGE)
             && accept
                 .is_some_and(|a| negotiate::AcceptEncoding::parse(a).quality(Encoding::Gzip) > 0)
@@ -323,7 +325,7 @@ impl Shared {
             Outcome::Full => (StatusCode::OK, 0..variant.len()),
             Outcome::Partial(range) => (StatusCode::PARTIAL_CONTENT, range),
             Outcome::NotModified => {
-                let headers = self.validator_headers(asset, index);
+                let headers = self.caching_headers(asset, variant.etag.as_ref(), vary);
                 return Some(respond(StatusCode::NOT_MODIFIED, headers, Body::empty()));
             }
             Outcome::PreconditionFailed => {
@@ -350,7 +352,7 @@ impl Shared {
             range.start,
             range.end - range.start,
         )?;
-        let mut headers = self.validator_headers(asset, index);
+        let mut headers = self.caching_headers(asset, variant.etag.as_ref(), vary);
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static(asset.content_type),
@@ -372,12 +374,8 @@ impl Shared {
 
     /// The headers a 304 carries (RFC 9110 §15.4.5: those a 200 would have had that caches
     /// use), which a 200 or 206 then extends.
-    fn validator_headers(&self, asset: &Asset, variant: usize) -> HeaderMap {
-        self.caching_headers(asset, asset.variants[variant].etag.as_ref())
-    }
-
-    /// The caching headers of a representation of `asset` whose ETag is `etag`.
-    fn caching_headers(&self, asset: &Asset, etag: Option<&Etag>) -> HeaderMap {
+    /// `vary`: whether the answer depends on `Accept-Encoding`.
+    fn caching_headers(&self, asset: &Asset, etag: Option<&Etag>, vary: bool) -> HeaderMap {
         let mut h = HeaderMap::with_capacity(self.header_room);
         if let Some(etag) = etag {
             h.insert(header::ETAG, etag.header());
@@ -386,7 +384,7 @@ impl Shared {
         if let Some(secs) = asset.modified {
             h.insert(header::LAST_MODIFIED, headers::http_date(secs));
         }
-        if asset.variants.len() > 1 || self.compresses(asset) {
+        if vary {
             h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
         }
         h
@@ -419,7 +417,7 @@ impl Shared {
                 .map(|secs| UNIX_EPOCH + Duration::from_secs(secs)),
             len: gz.len() as u64,
         };
-        let mut headers = self.caching_headers(asset, Some(&etag));
+        let mut headers = self.caching_headers(asset, Some(&etag), true);
         match conditional::evaluate(req.headers(), is_get, &validators) {
             Outcome::NotModified => respond(StatusCode::NOT_MODIFIED, headers, Body::empty()),
             Outcome::PreconditionFailed => {
