@@ -30,6 +30,9 @@ pub struct Pattern {
     pieces: Vec<Piece>,
     /// Case-insensitive literals, as `_headers` on Netlify (its regex has the `i` flag).
     fold_case: bool,
+    /// More than one `*` (whole-segment or inside one): matched by the table, whose cost
+    /// does not grow with their number.
+    by_table: bool,
 }
 
 #[derive(Debug)]
@@ -113,9 +116,14 @@ impl Pattern {
                 (_, p) => merged.push(p),
             }
         }
+        let stars = merged
+            .iter()
+            .filter(|p| matches!(p, Piece::Splat | Piece::Rest))
+            .count();
         Ok(Pattern {
             pieces: merged,
             fold_case,
+            by_table: stars > 1,
         })
     }
 
@@ -151,12 +159,7 @@ impl Pattern {
             Some(p) if !p.is_empty() => p,
             _ => path,
         };
-        let splats = self
-            .pieces
-            .iter()
-            .filter(|p| matches!(p, Piece::Splat))
-            .count();
-        if splats > 1 {
+        if self.by_table {
             // Only `_headers` has these, and it asks for no values.
             return table_match(&self.pieces, path.as_bytes(), self.fold_case)
                 .then_some((path, Vec::new()));
@@ -387,6 +390,20 @@ mod tests {
         assert!(err("/a/*/b/*", 1).contains("has 2 *"));
         assert!(err("/p/:", 1).contains("placeholder"));
         assert!(err("/p/:9", 1).contains("placeholder"));
+    }
+
+    #[test]
+    fn many_whole_segment_stars_on_a_deep_path_take_linear_time() {
+        let p = Pattern::parse("/*/*/*/*/*/*/*/*/x", true, usize::MAX).unwrap();
+        let path = "/a".repeat(20_000);
+        let started = std::time::Instant::now();
+        assert!(!p.is_match(&path));
+        assert!(p.is_match(&format!("{path}/x")));
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[test]
