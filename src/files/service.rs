@@ -254,25 +254,14 @@ impl Shared {
             location.push('?');
             location.push_str(q);
         }
-        let mut r = pages::text(StatusCode::PERMANENT_REDIRECT, "");
-        // Made from a checked path and a parsed URI's query: valid header text.
-        if let Ok(v) = HeaderValue::try_from(location) {
-            r.headers_mut().insert(header::LOCATION, v);
-        }
-        r
+        redirect(StatusCode::PERMANENT_REDIRECT, location)
     }
 
     /// The response a `_redirects` rule asks for; `None` if a rewritten file changed
     /// meanwhile.
     fn act<B>(&self, req: &Request<B>, action: Action, is_get: bool) -> Option<Response<Body>> {
         match action {
-            Action::Redirect(status, location) => {
-                let mut r = pages::text(status, "");
-                if let Ok(v) = HeaderValue::try_from(location) {
-                    r.headers_mut().insert(header::LOCATION, v);
-                }
-                Some(r)
-            }
+            Action::Redirect(status, location) => Some(redirect(status, location)),
             Action::Rewrite(target) => match path::check(&target) {
                 Checked::Path(p) => match self.cache.lookup(&p) {
                     Found::File(asset) => self.asset(req, &asset, is_get),
@@ -301,7 +290,8 @@ impl Shared {
             negotiate::choose(sidecars.iter().map(|v| v.encoding), accept).map_or(0, |i| i + 1)
         };
         // Whether the response varies on Accept-Encoding: sidecars, or a gzip of ours.
-        let gzippable = index == 0 && self.compresses(asset);
+        // (`compresses` asks for no sidecars, so then the file is the one representation.)
+        let gzippable = self.compresses(asset);
         let vary = asset.variants.len() > 1 || gzippable;
         if gzippable
             && !req.headers().contains_key(header::RANGE)
@@ -442,6 +432,17 @@ impl Shared {
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         r
     }
+}
+
+/// A redirect of `status` to `location`. Locations are made from checked paths, parsed
+/// URIs and rule targets checked as header values when the rules were read; one that is
+/// not valid header text goes without `Location` rather than fail the response.
+fn redirect(status: StatusCode, location: String) -> Response<Body> {
+    let mut r = pages::text(status, "");
+    if let Ok(v) = HeaderValue::try_from(location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
 }
 
 /// Whether a request for a missing path is a browser navigation, which a single-page app's
