@@ -158,7 +158,7 @@ impl Recorder {
 impl Pending {
     /// What to remember of `req`, or `None` when nothing is recorded.
     fn begin<B>(recorder: &Arc<Recorder>, req: &Request<B>, peer: SocketAddr) -> Option<Pending> {
-        let probe = matches!(req.uri().path(), "/healthz" | "/readyz");
+        let probe = crate::files::path::is_probe(req.uri().path());
         let log = recorder.access_log && (recorder.log_probes || !probe);
         if !log && recorder.metrics.is_none() {
             return None;

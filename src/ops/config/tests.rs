@@ -109,10 +109,7 @@ fn every_option_is_listed_once_with_its_own_variable() {
         assert!(seen.insert(o.flag), "--{} twice", o.flag);
         // One naming rule, so a variable can be guessed from its flag (the one plural:
         // TINYSERVE_HEADERS holds one header per line).
-        let env = format!(
-            "TINYSERVE_{}",
-            o.flag.to_ascii_uppercase().replace('-', "_")
-        );
+        let env = super::derived_env(o.flag);
         assert!(
             o.env == env || (o.flag == "header" && o.env == "TINYSERVE_HEADERS"),
             "{}",
