@@ -36,6 +36,9 @@ pub struct Asset {
     pub content_type: &'static str,
     /// Whether `--immutable` gives it the one-year `Cache-Control`.
     pub immutable: bool,
+    /// Whether the server may send it gzipped (`--compress`): no sidecars of its own, a
+    /// compressible type and size. Decided when it is loaded, not on every response.
+    pub gzippable: bool,
 }
 
 /// An asset's representations, a lone one held inline.

@@ -253,12 +253,18 @@ impl Cache {
             });
         }
         let name = key.rsplit('/').next().unwrap_or(key);
+        let content_type = mime::content_type(name);
+        let gzippable = self.compressed.is_some()
+            && variants.len() == 1
+            && (compressed::MIN_LEN..=compressed::MAX_LEN).contains(&variants[0].id.len)
+            && compressed::is_compressible(content_type);
         Some(Found::File(Arc::new(Asset {
             key: key.into(),
             modified: variants[0].id.modified_secs(),
             variants: variants.into(),
-            content_type: mime::content_type(name),
+            content_type,
             immutable: headers::is_immutable(&self.immutable, key),
+            gzippable,
         })))
     }
 

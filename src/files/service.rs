@@ -13,7 +13,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 
-use crate::cache::{compressed, Asset, Cache, Found};
+use crate::cache::{Asset, Cache, Found};
 use crate::files::conditional::{self, Outcome, Validators};
 use crate::files::headers;
 use crate::files::negotiate::{self, Encoding};
@@ -58,8 +58,6 @@ struct Shared {
     pretty_urls: bool,
     /// `--maintenance`'s path: while it exists, all but the probes get 503 with it.
     maintenance: Option<String>,
-    /// `--compress auto`: compressible files without sidecars go out gzipped once ready.
-    compress: bool,
     /// Room for a file response's headers, reserved up front ([`FILE_HEADERS`]).
     header_room: usize,
 }
@@ -79,7 +77,6 @@ impl SiteService {
                 fallback: config.fallback.as_ref().map(|f| format!("/{f}")),
                 pretty_urls: config.pretty_urls,
                 maintenance: config.maintenance.as_ref().map(|f| format!("/{f}")),
-                compress: config.compress,
                 // nosniff and the --header ones, which the layers outside add.
                 header_room: FILE_HEADERS + 1 + config.headers.len(),
             }),
@@ -290,8 +287,8 @@ impl Shared {
             negotiate::choose(sidecars.iter().map(|v| v.encoding), accept).map_or(0, |i| i + 1)
         };
         // Whether the response varies on Accept-Encoding: sidecars, or a gzip of ours.
-        // (`compresses` asks for no sidecars, so then the file is the one representation.)
-        let gzippable = self.compresses(asset);
+        // (Gzippable files have no sidecars: the file is the one representation.)
+        let gzippable = asset.gzippable;
         let vary = asset.variants.len() > 1 || gzippable;
         if gzippable
             && !req.headers().contains_key(header::RANGE)
@@ -378,17 +375,6 @@ impl Shared {
             h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
         }
         h
-    }
-
-    /// Whether `asset` may go out gzipped by the server (`--compress auto`): no sidecars of
-    /// its own (they win), a compressible type and size. (It is, once its ETag is known
-    /// and its gzip made; its responses say `Vary` from the first.)
-    fn compresses(&self, asset: &Asset) -> bool {
-        let v = &asset.variants[0];
-        self.compress
-            && asset.variants.len() == 1
-            && (compressed::MIN_LEN..=compressed::MAX_LEN).contains(&v.len())
-            && compressed::is_compressible(asset.content_type)
     }
 
     /// The gzip of `asset` (`gz`, whose own ETag is `etag`), or a 304 or 412 on it.

@@ -21,6 +21,7 @@ fn small_file(dir: &tempfile::TempDir, key: &str, len: usize) -> (Found, File, F
         modified: None,
         content_type: "text/plain",
         immutable: false,
+        gzippable: false,
     };
     (Found::File(Arc::new(asset)), file, id)
 }
